@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Configure, build and test the C++/CUDA sources with CMake + Ninja, independent of setuptools:
+# header-math ctest always; the CPU extension when torch is importable; csrc/cuda/*.cu (sm_80, sm_90)
+# when nvcc is found. Any failing step fails the script.
+#   env: PYTHON (default: python, else python3), BUILD_DIR (default: build/cmake), JOBS (default: nproc)
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PYTHON=${PYTHON:-$(command -v python || command -v python3)}
+BUILD_DIR=${BUILD_DIR:-build/cmake}
+JOBS=${JOBS:-$(nproc)}
+
+args=(-S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPython3_EXECUTABLE="$PYTHON")
+# Torch is optional: without it the CPU extension part is skipped, the rest still runs.
+if torch_prefix=$("$PYTHON" -c 'import torch; print(torch.utils.cmake_prefix_path)' 2>/dev/null); then
+  args+=(-DCMAKE_PREFIX_PATH="$torch_prefix")
+else
+  echo "cmake_check: torch not importable by $PYTHON; skipping the CPU extension build" >&2
+fi
+
+cmake "${args[@]}"
+cmake --build "$BUILD_DIR" --parallel "$JOBS"
+ctest --test-dir "$BUILD_DIR" --output-on-failure

@@ -1,0 +1,51 @@
+// Torch-free entry points of the CPU attention kernels.
+//
+// The kernels are compiled twice, for plain x86-64 and for AVX2+FMA (attention_kernels_generic.cpp,
+// attention_kernels_avx2.cpp), and the binding picks one at run time, so a wheel runs on any x86-64
+// and still uses 8-wide FMAs where the CPU has them. Each call handles examples [b0, b1) with caller
+// supplied scratch, so threading and allocation stay in the torch-facing code.
+#pragma once
+
+#include <cstdint>
+
+namespace fastgen {
+namespace cpu {
+
+struct AttentionDims {
+  int64_t C, H, W, N;  // channels, image height and width, patch size
+};
+
+// Scratch elements one worker needs for any of the four kernels (an upper bound of
+// attention_kernels_impl.h's use: matrices whose rows are padded to 8 elements, plus the rounding
+// of each of at most 16 pieces to a whole vector). The scratch must be zero-initialised.
+inline int64_t attention_scratch_elems(const AttentionDims& d) {
+  const auto pad = [](int64_t n) { return (n + 7) / 8 * 8; };
+  const int64_t Wp = pad(d.W), Hp = pad(d.H), Np = pad(d.N);
+  return 4 * d.N * Wp + 2 * d.N * Hp + 2 * d.W * Np + 2 * d.H * Wp + d.H * Np + d.N * Np + 16 * 8;
+}
+
+template <typename T>
+struct AttentionKernels {
+  // out[b] = gamma Fy x[b] Fx^T
+  void (*read_forward)(const AttentionDims&, const T* x, const T* params, T* out, int64_t b0, int64_t b1,
+                       T* scratch);
+  void (*read_backward)(const AttentionDims&, const T* grad_out, const T* x, const T* params, T* grad_x,
+                        T* grad_params, int64_t b0, int64_t b1, T* scratch);
+  // out[b] = (1/gamma) Fy^T w[b] Fx, added to what out holds when accumulate
+  void (*write_forward)(const AttentionDims&, const T* w, const T* params, T* out, bool accumulate, int64_t b0,
+                        int64_t b1, T* scratch);
+  void (*write_backward)(const AttentionDims&, const T* grad_out, const T* w, const T* params, T* grad_w,
+                         T* grad_params, int64_t b0, int64_t b1, T* scratch);
+};
+
+namespace generic {
+template <typename T>
+AttentionKernels<T> attention_kernels();
+}
+namespace avx2 {
+template <typename T>
+AttentionKernels<T> attention_kernels();
+}
+
+}  // namespace cpu
+}  // namespace fastgen

@@ -1,0 +1,139 @@
+// Register-tiled small matrix products and a vector exp for the CPU kernels.
+//
+// The attention matrices are tiny (N filters of tens of pixels), far below the sizes where a BLAS
+// call pays for itself. These kernels use GCC vector extensions of 32 bytes: one AVX2 register in
+// the AVX2 build (attention_kernels_avx2.cpp), a pair of SSE registers in the generic build, from the
+// same source. B and C operands have padded rows (a multiple of kLanes<T> elements) so no tail loop
+// is needed; callers keep the padding columns of B at zero.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+namespace fastgen {
+namespace cpu {
+
+template <typename T>
+struct VecOf {
+  // aligned(alignof(T)): loads and stores through this type need no 32-byte alignment.
+  typedef T type __attribute__((vector_size(32), aligned(alignof(T))));
+};
+template <typename T>
+using Vec = typename VecOf<T>::type;
+template <typename T>
+constexpr int64_t kLanes = 32 / sizeof(T);
+
+template <typename T>
+static inline int64_t padded(int64_t n) {
+  return (n + kLanes<T> - 1) / kLanes<T> * kLanes<T>;
+}
+
+template <typename T>
+static inline Vec<T> vload(const T* p) {
+  return *reinterpret_cast<const Vec<T>*>(p);
+}
+template <typename T>
+static inline void vstore(T* p, Vec<T> v) {
+  *reinterpret_cast<Vec<T>*>(p) = v;
+}
+
+// One R x (NV * kLanes) tile of C = alpha * A B (+ C): accumulators stay in registers across K.
+template <typename T, int R, int NV>
+static inline void gemm_tile(int64_t K, const T* A, int64_t am, int64_t ak, const T* B, int64_t ldb, T* C,
+                             int64_t ldc, T alpha, bool accumulate) {
+  constexpr int64_t L = kLanes<T>;
+  Vec<T> acc[R][NV];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = Vec<T>{} ;
+  for (int64_t k = 0; k < K; ++k) {
+    Vec<T> b[NV];
+    for (int v = 0; v < NV; ++v) b[v] = vload(B + k * ldb + v * L);
+    for (int r = 0; r < R; ++r) {
+      const T a = A[r * am + k * ak];
+      for (int v = 0; v < NV; ++v) acc[r][v] += a * b[v];
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) {
+      T* c = C + r * ldc + v * L;
+      vstore(c, accumulate ? vload(c) + alpha * acc[r][v] : alpha * acc[r][v]);
+    }
+}
+
+// Tiles of up to 4 rows by NV vectors; the row remainder uses smaller tiles.
+template <typename T, int NV>
+static inline void gemm_rows(int64_t M, int64_t K, const T* A, int64_t am, int64_t ak, const T* B, int64_t ldb, T* C,
+                             int64_t ldc, T alpha, bool accumulate) {
+  int64_t m = 0;
+  for (; m + 4 <= M; m += 4) gemm_tile<T, 4, NV>(K, A + m * am, am, ak, B, ldb, C + m * ldc, ldc, alpha, accumulate);
+  switch (M - m) {
+    case 3: gemm_tile<T, 3, NV>(K, A + m * am, am, ak, B, ldb, C + m * ldc, ldc, alpha, accumulate); break;
+    case 2: gemm_tile<T, 2, NV>(K, A + m * am, am, ak, B, ldb, C + m * ldc, ldc, alpha, accumulate); break;
+    case 1: gemm_tile<T, 1, NV>(K, A + m * am, am, ak, B, ldb, C + m * ldc, ldc, alpha, accumulate); break;
+    default: break;
+  }
+}
+
+// C[M,P] = alpha * A B (+ C when accumulate). A[m,k] is read at A[m * am + k * ak], so A may be given
+// transposed; B is [K,P] with row stride ldb, C is [M,P] with row stride ldc; P, ldb and ldc are
+// multiples of kLanes<T>.
+template <typename T>
+static inline void gemm(int64_t M, int64_t K, int64_t P, const T* A, int64_t am, int64_t ak, const T* B, int64_t ldb,
+                        T* C, int64_t ldc, T alpha, bool accumulate) {
+  constexpr int64_t L = kLanes<T>;
+  int64_t p = 0;
+  for (; p + 4 * L <= P; p += 4 * L) gemm_rows<T, 4>(M, K, A, am, ak, B + p, ldb, C + p, ldc, alpha, accumulate);
+  switch ((P - p) / L) {
+    case 3: gemm_rows<T, 3>(M, K, A, am, ak, B + p, ldb, C + p, ldc, alpha, accumulate); break;
+    case 2: gemm_rows<T, 2>(M, K, A, am, ak, B + p, ldb, C + p, ldc, alpha, accumulate); break;
+    case 1: gemm_rows<T, 1>(M, K, A, am, ak, B + p, ldb, C + p, ldc, alpha, accumulate); break;
+    default: break;
+  }
+}
+
+// Copies a [R,C] matrix with row stride ld_in into one with row stride ld_out, scaled.
+template <typename T>
+static inline void copy_rows(int64_t R, int64_t C, const T* in, int64_t ld_in, T* out, int64_t ld_out) {
+  for (int64_t r = 0; r < R; ++r) std::memcpy(out + r * ld_out, in + r * ld_in, C * sizeof(T));
+}
+
+// out[c, r] = in[r, c] for a [R,C] matrix with row strides ld_in and ld_out.
+template <typename T>
+static inline void transpose(int64_t R, int64_t C, const T* in, int64_t ld_in, T* out, int64_t ld_out) {
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t c = 0; c < C; ++c) out[c * ld_out + r] = in[r * ld_in + c];
+}
+
+// sum_i a[i] * b[i] over n elements, n a multiple of kLanes<T>.
+template <typename T>
+static inline T dot(int64_t n, const T* a, const T* b) {
+  Vec<T> acc{};
+  for (int64_t i = 0; i < n; i += kLanes<T>) acc += vload(a + i) * vload(b + i);
+  T s = T(0);
+  for (int64_t l = 0; l < kLanes<T>; ++l) s += acc[l];
+  return s;
+}
+
+// exp(x) for x in [-87, 0] (filter logits), 8 lanes at a time: x = n ln2 + r with |r| <= ln2/2, then
+// exp(r) by its Taylor series to degree 7 (truncation error < 6e-9, below float rounding) and the
+// 2^n factor added to the exponent bits.
+static inline Vec<float> vexp_nonpositive(Vec<float> x) {
+  typedef int32_t IVec __attribute__((vector_size(32)));
+  const Vec<float> n = __builtin_convertvector(__builtin_convertvector(x * 1.44269504088896341f - 0.5f, IVec), Vec<float>);
+  // ln2 split in two parts so that n * ln2_hi is exact for |n| < 2^9.
+  const Vec<float> r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
+  Vec<float> p = r * (1.0f / 5040) + (1.0f / 720);
+  p = p * r + (1.0f / 120);
+  p = p * r + (1.0f / 24);
+  p = p * r + (1.0f / 6);
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  const IVec bits = (__builtin_convertvector(n, IVec) + 127) << 23;
+  Vec<float> scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return p * scale;
+}
+
+}  // namespace cpu
+}  // namespace fastgen

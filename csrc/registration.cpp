@@ -1,0 +1,20 @@
+// Every fastgen op schema, in one place. Kernels register against these names per dispatch key
+// (csrc/cpu/*.cpp for CPU, csrc/cuda/*_binding.cpp for CUDA); the Python side adds fake tensors,
+// autograd and the Triton kernels (fastgen/ops/*.py).
+#include <Python.h>
+#include <torch/library.h>
+
+TORCH_LIBRARY(fastgen, m) {
+  // Gaussian-filterbank attention (DRAW). params: [B, 5] raw window parameters.
+  m.def("attention_read(Tensor x, Tensor params, int N) -> Tensor");
+  m.def("attention_read_backward(Tensor grad_out, Tensor x, Tensor params, int N) -> (Tensor, Tensor)");
+  m.def("attention_write(Tensor w, Tensor params, int H, int W, Tensor? canvas=None) -> Tensor");
+  m.def("attention_write_backward(Tensor grad_out, Tensor w, Tensor params, int H, int W) -> (Tensor, Tensor)");
+}
+
+// An empty Python module: importing fastgen._C loads this library, which registers the ops above.
+PyMODINIT_FUNC PyInit__C(void) {
+  static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_C", "fastgen kernels (ops live in torch.ops.fastgen)",
+                                      -1, nullptr};
+  return PyModule_Create(&module);
+}

@@ -1,0 +1,609 @@
+"""Benchmark of DRAW's Gaussian-filterbank attention: read then write, forward and backward.
+
+Providers (columns):
+  eager           fastgen.reference.attention (plain PyTorch; the "eager" column)
+  compile         torch.compile(reference read -> write), default mode, dynamic=False, compiled once
+                  per (shape, workload, thread count) outside the timed region. Inductor's C++
+                  kernels bake the thread count in at compile time, so it recompiles per count.
+  fastgen-cpu     fastgen.ops.attention_read / attention_write under use_backend("cpu")
+  fastgen-triton  the same under use_backend("triton"), CUDA tensors (only with a GPU)
+  fastgen-cuda    the same under use_backend("cuda"), CUDA tensors (only with a GPU)
+A provider that cannot run (fastgen.ops not importable, no built kernel, compile failure) is shown
+as "n/a" with the reason beneath the table; the other columns are still measured.
+
+Workloads (per call):
+  forward           with no_grad: patch = attention_read(x, p_read, N);
+                    image = attention_write(patch, p_write, H, W)
+  forward+backward  the same with x, p_read, p_write requiring grad, then image.sum().backward()
+                    (grads are reset to None before each call, so nothing accumulates)
+
+FLOP count (matmul FLOPs only, 2 per multiply-add, counted per (b, c) and multiplied by B*C;
+the O(B*N*(H+W)) filterbank cost, the gamma scaling and the final sum are ignored). Shapes:
+Fy [N,H], Fx [N,W], x [H,W], patch [N,N], image [H,W].
+  read forward     T = Fy x  (N*H*W),   patch = T Fx^T  (N*W*N)
+                   -> 2*(N*H*W + N*N*W)
+  write forward    U = Fy^T w  (H*N*N), image = U Fx  (H*N*W)
+                   -> 2*(H*N*N + H*N*W)              (= 2*(N*H*W + N*N*W) when H = W)
+  read backward    dT = dP Fx (N*N*W), dx = Fy^T dT (H*N*W), dFy = dT x^T (N*W*H),
+                   T recomputed (N*H*W), dFx = dP^T T (N*N*W)
+                   -> 2*(N*N*W + H*N*W + N*W*H + N*H*W + N*N*W)
+  write backward   dU = dI Fx^T (H*W*N), dw = Fy dU (N*H*N), dFy = w dU^T (N*N*H),
+                   U recomputed (H*N*N), dFx = U^T dI (N*H*W)
+                   -> 2*(H*W*N + N*H*N + N*N*H + H*N*N + N*H*W)
+                   (= 2*(N*H*W + N*W*N + N*N*W + N*W*H + N*N*W) when H = W)
+  forward = read fwd + write fwd; forward+backward = all four.
+
+Minimum bytes (float32, 4 bytes): every op's tensor inputs read once and outputs written once,
+with the tensors the two-op graph must pass between ops (the patch is materialised):
+  forward           x, image (2*B*C*H*W); patch written + read (2*B*C*N*N); 2 params reads (2*5*B)
+  forward+backward  x twice, image written, image read by sum, grad_x written (5*B*C*H*W);
+                    patch out/in, patch again in write backward, grad_patch out/in (5*B*C*N*N);
+                    params read 4 times, 2 param grads written (6*5*B). The incoming gradient of
+                    image.sum() is a broadcast scalar and is not counted.
+
+Floor = max(FLOPs / (measured matmul FLOP/s per thread * threads),
+            min bytes / measured copy bandwidth at that thread count (cache or DRAM figure,
+            chosen by whether min bytes fits in the last-level cache));
+"% of floor" = floor / measured time * 100 (100% = as fast as this machine can possibly go).
+GPU columns are timed but get no % of floor (the floors are the CPU's).
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
+
+import torch
+from torch import Tensor
+
+from fastgen.benchmarking.timing import (
+    BUSY_THRESHOLD,
+    DEFAULT_TIMING,
+    QUICK_TIMING,
+    MachineFloors,
+    Timing,
+    TimingConfig,
+    machine_line,
+    measure_floors,
+    threads as _threads,
+    time_call,
+)
+from fastgen.reference import attention as _ref
+
+# --------------------------------------------------------------------------------------------
+# cases
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One benchmark row: batch B, channels C, image H x W, N x N attention patch."""
+
+    B: int
+    C: int
+    H: int
+    W: int
+    N: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.B}×{self.C}×{self.H}×{self.W}, N={self.N}"
+
+    @property
+    def id(self) -> str:
+        """Identifier without spaces, for pytest ids."""
+        return f"B{self.B}-C{self.C}-{self.H}x{self.W}-N{self.N}"
+
+
+DEFAULT_SHAPES: tuple[Shape, ...] = (
+    Shape(64, 2, 28, 28, 2),
+    Shape(64, 2, 28, 28, 5),
+    Shape(64, 2, 28, 28, 12),
+    Shape(64, 2, 60, 60, 12),
+    Shape(64, 3, 32, 32, 12),
+)
+QUICK_SHAPES: tuple[Shape, ...] = (Shape(64, 2, 28, 28, 12),)
+WORKLOADS: tuple[str, ...] = ("forward", "forward+backward")
+CPU_PROVIDERS: tuple[str, ...] = ("eager", "compile", "fastgen-cpu")
+GPU_PROVIDERS: tuple[str, ...] = ("fastgen-triton", "fastgen-cuda")
+ALL_PROVIDERS: tuple[str, ...] = CPU_PROVIDERS + GPU_PROVIDERS
+FASTGEN_BACKEND = {"fastgen-cpu": "cpu", "fastgen-triton": "triton", "fastgen-cuda": "cuda"}
+#: relative error vs the eager reference above which a provider is flagged in the notes
+REL_ERR_WARN = 1e-4
+
+
+def default_providers() -> tuple[str, ...]:
+    """eager, compile, fastgen-cpu; plus the triton and cuda columns when a GPU is present."""
+    return ALL_PROVIDERS if torch.cuda.is_available() else CPU_PROVIDERS
+
+
+def _as_shape(s: Shape | Sequence[int]) -> Shape:
+    if isinstance(s, Shape):
+        return s
+    if len(s) != 5:
+        raise ValueError(f"fastgen.benchmarking.attention: shape must be (B, C, H, W, N), got {s!r}")
+    return Shape(*map(int, s))
+
+
+# --------------------------------------------------------------------------------------------
+# work counts
+# --------------------------------------------------------------------------------------------
+
+def read_forward_flops(s: Shape) -> int:
+    return s.B * s.C * 2 * (s.N * s.H * s.W + s.N * s.N * s.W)
+
+
+def write_forward_flops(s: Shape) -> int:
+    return s.B * s.C * 2 * (s.H * s.N * s.N + s.H * s.N * s.W)
+
+
+def read_backward_flops(s: Shape) -> int:
+    N, H, W = s.N, s.H, s.W
+    return s.B * s.C * 2 * (N * N * W + H * N * W + N * W * H + N * H * W + N * N * W)
+
+
+def write_backward_flops(s: Shape) -> int:
+    N, H, W = s.N, s.H, s.W
+    return s.B * s.C * 2 * (H * W * N + N * H * N + N * N * H + H * N * N + N * H * W)
+
+
+def workload_flops(s: Shape, workload: str) -> int:
+    """Matmul FLOPs of one call of the workload (formulas in the module docstring)."""
+    fwd = read_forward_flops(s) + write_forward_flops(s)
+    if workload == "forward":
+        return fwd
+    if workload == "forward+backward":
+        return fwd + read_backward_flops(s) + write_backward_flops(s)
+    raise ValueError(f"fastgen.benchmarking.attention: unknown workload {workload!r}; "
+                     f"choose one of {', '.join(WORKLOADS)}")
+
+
+def workload_min_bytes(s: Shape, workload: str, itemsize: int = 4) -> int:
+    """Minimum bytes moved by one call of the workload (accounting in the module docstring)."""
+    img, patch, par = s.B * s.C * s.H * s.W, s.B * s.C * s.N * s.N, s.B * 5
+    if workload == "forward":
+        return itemsize * (2 * img + 2 * patch + 2 * par)
+    if workload == "forward+backward":
+        return itemsize * (5 * img + 5 * patch + 6 * par)
+    raise ValueError(f"fastgen.benchmarking.attention: unknown workload {workload!r}; "
+                     f"choose one of {', '.join(WORKLOADS)}")
+
+
+# --------------------------------------------------------------------------------------------
+# providers
+# --------------------------------------------------------------------------------------------
+
+class ProviderUnavailable(Exception):
+    """This provider cannot run here; str(exc) is the reason shown in the table."""
+
+
+def _short(exc: BaseException, limit: int = 160) -> str:
+    msg = str(exc).strip().splitlines()
+    first = msg[0] if msg else ""
+    text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def make_inputs(s: Shape, device: str = "cpu", requires_grad: bool = False,
+                seed: int = 0) -> tuple[Tensor, Tensor, Tensor]:
+    """Random float32 (x [B,C,H,W], p_read [B,5], p_write [B,5]) with typical DRAW parameters."""
+    g = torch.Generator().manual_seed(seed)
+
+    def params() -> Tensor:
+        lo = torch.tensor([-0.6, -0.6, -0.5, -0.5, -0.3])
+        hi = torch.tensor([0.6, 0.6, 1.0, 0.5, 0.3])
+        return lo + (hi - lo) * torch.rand(s.B, 5, generator=g)
+
+    x = torch.randn(s.B, s.C, s.H, s.W, generator=g)
+    p_read, p_write = params(), params()
+    out = tuple(t.to(device).requires_grad_(requires_grad) for t in (x, p_read, p_write))
+    return out  # type: ignore[return-value]
+
+
+def _fastgen_ops():
+    """(attention_read, attention_write, use_backend) from fastgen.ops, or ProviderUnavailable."""
+    try:
+        import fastgen.ops as ops
+        from fastgen.backend import use_backend
+    except Exception as exc:  # noqa: BLE001 - any import failure makes the column n/a
+        raise ProviderUnavailable(f"import fastgen.ops failed: {_short(exc)}") from exc
+    missing = [n for n in ("attention_read", "attention_write") if not hasattr(ops, n)]
+    if missing:
+        raise ProviderUnavailable(f"fastgen.ops has no {' / '.join(missing)} (not written yet?)")
+    return ops.attention_read, ops.attention_write, use_backend
+
+
+@dataclass
+class PreparedCase:
+    """A ready-to-time workload: ``step()`` runs one call; ``outputs()`` one call's results."""
+
+    provider: str
+    shape: Shape
+    workload: str
+    step: Callable[[], object]
+    outputs: Callable[[], list[Tensor]]
+    sync: Callable[[], None] | None = None
+    compile_s: float | None = None
+    device: str = "cpu"
+
+
+def prepare_case(shape: Shape | Sequence[int], workload: str, provider: str,
+                 seed: int = 0) -> PreparedCase:
+    """Build (and for ``compile``, compile) one case; call under the thread count to be timed.
+
+    Raises ProviderUnavailable with a short reason when the provider cannot run here. The first
+    call (which compiles for ``compile``) happens here, outside any timed region.
+    """
+    s = _as_shape(shape)
+    if workload not in WORKLOADS:
+        raise ValueError(f"fastgen.benchmarking.attention: unknown workload {workload!r}; "
+                         f"choose one of {', '.join(WORKLOADS)}")
+    device = "cpu"
+    ctx: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+    compile_s = None
+    if provider in ("eager", "compile"):
+        read, write = _ref.attention_read, _ref.attention_write
+    elif provider in FASTGEN_BACKEND:
+        backend = FASTGEN_BACKEND[provider]
+        if backend != "cpu":
+            if not torch.cuda.is_available():
+                raise ProviderUnavailable("no CUDA device")
+            device = "cuda"
+        read, write, use_backend = _fastgen_ops()
+        ctx = lambda: use_backend(backend)  # noqa: E731
+    else:
+        raise ValueError(f"fastgen.benchmarking.attention: unknown provider {provider!r}; "
+                         f"choose from {', '.join(ALL_PROVIDERS)}")
+
+    N, H, W = s.N, s.H, s.W
+
+    def composite(x: Tensor, p_read: Tensor, p_write: Tensor) -> Tensor:
+        return write(read(x, p_read, N), p_write, H, W)
+
+    fn = composite
+    if provider == "compile":
+        torch._dynamo.reset()  # new thread count / shape: no stale cache entries
+        fn = torch.compile(composite, dynamic=False)
+
+    backward = workload == "forward+backward"
+    x, p_read, p_write = make_inputs(s, device, requires_grad=backward, seed=seed)
+
+    if backward:
+        def step() -> Tensor:
+            x.grad = p_read.grad = p_write.grad = None
+            with ctx():
+                image = fn(x, p_read, p_write)
+                image.sum().backward()
+            return image
+
+        def outputs() -> list[Tensor]:
+            image = step()
+            return [image.detach(), x.grad, p_read.grad, p_write.grad]
+    else:
+        def step() -> Tensor:
+            with torch.no_grad(), ctx():
+                return fn(x, p_read, p_write)
+
+        def outputs() -> list[Tensor]:
+            return [step()]
+
+    sync = torch.cuda.synchronize if device == "cuda" else None
+    start = time.perf_counter()
+    try:
+        step()
+        if sync is not None:
+            sync()
+    except ProviderUnavailable:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever fails, the column becomes n/a
+        what = "torch.compile failed" if provider == "compile" else f"{provider} failed"
+        raise ProviderUnavailable(f"{what}: {_short(exc)}") from exc
+    if provider == "compile":
+        compile_s = time.perf_counter() - start
+    return PreparedCase(provider=provider, shape=s, workload=workload, step=step,
+                        outputs=outputs, sync=sync, compile_s=compile_s, device=device)
+
+
+def relative_error(got: Sequence[Tensor], want: Sequence[Tensor]) -> float:
+    """max over tensors of ||got - want|| / ||want|| (in float64, on the CPU)."""
+    worst = 0.0
+    for a, b in zip(got, want):
+        if a is None or b is None:
+            return float("inf")
+        a, b = a.detach().double().cpu(), b.detach().double().cpu()
+        if a.shape != b.shape:
+            return float("inf")
+        denom = b.norm().item() or 1.0
+        worst = max(worst, (a - b).norm().item() / denom)
+    return worst
+
+
+# --------------------------------------------------------------------------------------------
+# running
+# --------------------------------------------------------------------------------------------
+
+def attention_results(threads: Iterable[int] = (1, 2), quick: bool = False,
+                      providers: Sequence[str] | None = None,
+                      shapes: Sequence[Shape | Sequence[int]] | None = None,
+                      workloads: Sequence[str] = WORKLOADS,
+                      timing: TimingConfig | None = None,
+                      floors: MachineFloors | None = None,
+                      log: Callable[[str], None] | None = None,
+                      busy_retries: int = 2) -> list[dict]:
+    """Run the benchmark and return one dict per (threads, workload, shape, provider).
+
+    Keys: workload, threads, shape (label), B, C, H, W, N, provider, available, reason,
+    median_us, q1_us, q3_us, min_us, repeats, compile_s, rel_err, flops, min_bytes, floor_us,
+    pct_floor (None where not applicable), device, other_load (cores busy with other processes
+    while timing), matmul_gflops_per_thread, bandwidth_gbps.
+    ``quick`` selects QUICK_SHAPES and QUICK_TIMING unless shapes / timing are given.
+    ``busy_retries``: when other processes kept the CPU busy while a case was timed, wait a
+    second and time it again, up to this many times, keeping the quietest measurement.
+    """
+    thread_counts = list(dict.fromkeys(int(t) for t in threads))
+    providers = tuple(providers) if providers is not None else default_providers()
+    for p in providers:
+        if p not in ALL_PROVIDERS:
+            raise ValueError(f"fastgen.benchmarking.attention: unknown provider {p!r}; "
+                             f"choose from {', '.join(ALL_PROVIDERS)}")
+    for w in workloads:
+        if w not in WORKLOADS:
+            raise ValueError(f"fastgen.benchmarking.attention: unknown workload {w!r}; "
+                             f"choose one of {', '.join(WORKLOADS)}")
+    shape_list = [_as_shape(s) for s in (shapes if shapes is not None
+                                         else (QUICK_SHAPES if quick else DEFAULT_SHAPES))]
+    timing = timing or (QUICK_TIMING if quick else DEFAULT_TIMING)
+    if floors is None:
+        floors = measure_floors(thread_counts, quick=quick)
+    log = log or (lambda msg: None)
+
+    results: list[dict] = []
+    for t in thread_counts:
+        with _threads(t):
+            for workload in workloads:
+                for s in shape_list:
+                    flops = workload_flops(s, workload)
+                    nbytes = workload_min_bytes(s, workload)
+                    floor_s = floors.floor_seconds(flops, nbytes, t)
+                    want = prepare_case(s, workload, "eager").outputs()
+                    for provider in providers:
+                        row = dict(workload=workload, threads=t, shape=s.label, B=s.B, C=s.C,
+                                   H=s.H, W=s.W, N=s.N, provider=provider, available=False,
+                                   reason=None, median_us=None, q1_us=None, q3_us=None,
+                                   min_us=None, repeats=0, compile_s=None, rel_err=None,
+                                   flops=flops, min_bytes=nbytes, floor_us=floor_s * 1e6,
+                                   pct_floor=None, device=None, other_load=None,
+                                   matmul_gflops_per_thread=floors.matmul_gflops_per_thread,
+                                   bandwidth_gbps=floors.bytes_per_s(t, nbytes) / 1e9)
+                        log(f"[attention] {workload} threads={t} {s.label} {provider} ...")
+                        try:
+                            case = prepare_case(s, workload, provider)
+                            row["rel_err"] = relative_error(case.outputs(), want)
+                            tm = _time_quietest(case, timing, busy_retries, log)
+                        except ProviderUnavailable as exc:
+                            row["reason"] = str(exc)
+                            log(f"[attention]   n/a: {exc}")
+                            results.append(row)
+                            continue
+                        finally:
+                            if provider == "compile":
+                                torch._dynamo.reset()
+                        row.update(available=True, median_us=tm.median * 1e6,
+                                   q1_us=tm.q1 * 1e6, q3_us=tm.q3 * 1e6,
+                                   min_us=tm.minimum * 1e6, repeats=tm.repeats,
+                                   compile_s=case.compile_s, device=case.device,
+                                   other_load=tm.other_load)
+                        if case.device == "cpu":
+                            row["pct_floor"] = 100.0 * floor_s / tm.median
+                        log(f"[attention]   {row['median_us']:.1f} us "
+                            f"({tm.repeats} repeats, rel err {row['rel_err']:.1e})")
+                        results.append(row)
+    return results
+
+
+def _time_quietest(case: PreparedCase, timing: TimingConfig, retries: int,
+                   log: Callable[[str], None]) -> Timing:
+    """time_call, repeated (up to ``retries`` times) while the machine was busy; quietest wins."""
+    best = time_call(case.step, timing, sync=case.sync)
+    for _ in range(retries):
+        if best.other_load is None or best.other_load <= BUSY_THRESHOLD:
+            break
+        log(f"[attention]   busy machine (other load {best.other_load:.2f} cores), retrying")
+        time.sleep(1.0)
+        again = time_call(case.step, timing, sync=case.sync)
+        if again.other_load is not None and again.other_load < best.other_load:
+            best = again
+    return best
+
+
+# --------------------------------------------------------------------------------------------
+# markdown
+# --------------------------------------------------------------------------------------------
+
+def _fmt_us(row: dict | None) -> str:
+    if row is None or not row["available"]:
+        return "n/a"
+    half_iqr = 50.0 * (row["q3_us"] - row["q1_us"]) / row["median_us"]
+    us = row["median_us"]
+    num = f"{us:.0f}" if us >= 1000 else f"{us:.1f}"
+    return f"{num} ±{half_iqr:.0f}%" + (" †" if _busy(row) else "")
+
+
+def _busy(row: dict) -> bool:
+    return row.get("other_load") is not None and row["other_load"] > BUSY_THRESHOLD
+
+
+def _fmt_num(v: float) -> str:
+    """3 significant digits, no exponent for the magnitudes we print."""
+    return f"{v:.1f}" if v >= 100 else f"{v:.3g}"
+
+
+def _fmt_pct(row: dict | None) -> str:
+    if row is None or not row["available"] or row["pct_floor"] is None:
+        return "n/a" if row is None or not row["available"] else "–"
+    p = row["pct_floor"]
+    return f"{p:.2g}%" if p < 10 else f"{p:.0f}%"
+
+
+def _fmt_ratio(fast: dict | None, slow: dict | None) -> str:
+    if not fast or not slow or not fast["available"] or not slow["available"]:
+        return "n/a"
+    return f"{slow['median_us'] / fast['median_us']:.2f}×"
+
+
+def format_attention_markdown(results: list[dict], floors: MachineFloors | None = None,
+                              timing: TimingConfig | None = None,
+                              title: str = "DRAW attention benchmark (Gaussian filterbank read → write)",
+                              date: str | None = None) -> str:
+    """Render attention_results() as a markdown document: header, then one table per
+    (workload, threads)."""
+    date = date or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    providers = list(dict.fromkeys(r["provider"] for r in results))
+    lines = [f"# {title}", ""]
+    lines.append(f"- Machine: {machine_line()}")
+    if floors is not None:
+        lines.append(f"- Floors measured in this run: {floors.describe()}")
+    lines.append(f"- Date: {date}")
+    loads = [r["other_load"] for r in results if r.get("other_load") is not None]
+    if loads:
+        lines.append(f"- Other processes' CPU use while timing: mean {sum(loads) / len(loads):.2f}, "
+                     f"max {max(loads):.2f} cores"
+                     + (" — the machine was busy; some results are unreliable (see notes)"
+                        if max(loads) > BUSY_THRESHOLD else " (quiet machine)")
+                     + f"; cells marked † had more than {BUSY_THRESHOLD:g}.")
+    if timing is not None:
+        lines.append(f"- Timing: median per call after warm-up (≥{timing.warmup} calls and "
+                     f"≥{timing.warmup_time:g} s), ≥{timing.min_repeats} repeats and "
+                     f"≥{timing.min_time:g} s per case; ±x% = half the interquartile range "
+                     f"as a percentage of the median.")
+    lines += [
+        "- Workloads: forward = `attention_read(x, p_read, N)` then "
+        "`attention_write(patch, p_write, H, W)` under no_grad; forward+backward = the same "
+        "with x, p_read, p_write requiring grad, then `image.sum().backward()`.",
+        "- Providers: eager = `fastgen.reference.attention`; compile = "
+        "`torch.compile(reference read → write)` (default mode, compiled once per shape and "
+        "thread count outside the timed region); fastgen-X = `fastgen.ops` under "
+        "`use_backend(\"X\")`.",
+        "- Floor = max(matmul FLOPs / (matmul FLOP/s per thread × threads), minimum bytes / "
+        "copy bandwidth); % floor = floor time / measured time (100% = machine limit). "
+        "Formulas: `fastgen/benchmarking/attention.py` docstring.",
+        "",
+    ]
+    groups: dict[tuple[str, int], list[dict]] = {}
+    for r in results:
+        groups.setdefault((r["workload"], r["threads"]), []).append(r)
+    for (workload, t), rows in groups.items():
+        lines.append(f"## {workload}, {t} thread{'s' if t != 1 else ''}")
+        lines.append("")
+        header = ["shape B×C×H×W, N", "MFLOP", "min MB", "floor µs"]
+        align = ["---", "---:", "---:", "---:"]
+        for p in providers:
+            header.append(f"{p} µs")
+            align.append("---:")
+            if p not in GPU_PROVIDERS:
+                header.append(f"{p} % floor")
+                align.append("---:")
+        has_fast = "fastgen-cpu" in providers
+        if has_fast and "eager" in providers:
+            header.append("fastgen vs eager")
+            align.append("---:")
+        if has_fast and "compile" in providers:
+            header.append("fastgen vs compile")
+            align.append("---:")
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|" + "|".join(align) + "|")
+        by_shape: dict[str, dict[str, dict]] = {}
+        for r in rows:
+            by_shape.setdefault(r["shape"], {})[r["provider"]] = r
+        notes: list[str] = []
+        compile_times: list[str] = []
+        busy: list[float] = []
+        n_timed = 0
+        for label, cells in by_shape.items():
+            any_row = next(iter(cells.values()))
+            cols = [label, _fmt_num(any_row["flops"] / 1e6), _fmt_num(any_row["min_bytes"] / 1e6),
+                    _fmt_num(any_row["floor_us"])]
+            for p in providers:
+                cols.append(_fmt_us(cells.get(p)))
+                if p not in GPU_PROVIDERS:
+                    cols.append(_fmt_pct(cells.get(p)))
+            if has_fast and "eager" in providers:
+                cols.append(_fmt_ratio(cells.get("fastgen-cpu"), cells.get("eager")))
+            if has_fast and "compile" in providers:
+                cols.append(_fmt_ratio(cells.get("fastgen-cpu"), cells.get("compile")))
+            lines.append("| " + " | ".join(cols) + " |")
+            for p, r in cells.items():
+                if not r["available"]:
+                    notes.append(f"{p}, {label}: n/a — {r['reason']}")
+                elif r["rel_err"] is not None and not (r["rel_err"] <= REL_ERR_WARN):
+                    notes.append(f"{p}, {label}: WARNING relative error vs eager "
+                                 f"{r['rel_err']:.1e} (> {REL_ERR_WARN:g})")
+                if r["compile_s"] is not None:
+                    compile_times.append(f"{label}: {r['compile_s']:.1f} s")
+                n_timed += bool(r["available"])
+                if r["available"] and _busy(r):
+                    busy.append(r["other_load"])
+        notes = _collapse_na(notes)
+        if compile_times:
+            notes.append("torch.compile first call time (compilation; Inductor's on-disk cache "
+                         "makes it short when the same graph was compiled before): "
+                         + "; ".join(compile_times))
+        if busy:
+            notes.append(f"† BUSY MACHINE: {len(busy)} of {n_timed} cells were timed while other "
+                         f"processes kept {min(busy):.2f}–{max(busy):.2f} cores busy on average; "
+                         f"treat them (and multi-thread cells above all) as unreliable.")
+        if notes:
+            lines.append("")
+            lines += [f"- {n}" for n in notes]
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _collapse_na(notes: list[str]) -> list[str]:
+    """Collapse identical n/a reasons of one provider over all shapes into a single note."""
+    out: list[str] = []
+    seen: dict[tuple[str, str], int] = {}
+    for n in notes:
+        if " n/a — " in n:
+            head, reason = n.split(" n/a — ", 1)
+            provider = head.split(",", 1)[0]
+            key = (provider, reason)
+            if key in seen:
+                continue
+            seen[key] = len(out)
+            out.append(f"{provider}: n/a — {reason}")
+        else:
+            out.append(n)
+    return out
+
+
+def run_attention_benchmark(threads: Iterable[int] = (1, 2), quick: bool = False,
+                            providers: Sequence[str] | None = None,
+                            shapes: Sequence[Shape | Sequence[int]] | None = None,
+                            workloads: Sequence[str] = WORKLOADS,
+                            timing: TimingConfig | None = None,
+                            log: Callable[[str], None] | None = None,
+                            busy_retries: int = 2) -> str:
+    """Measure the machine floors, run every case, and return the markdown report.
+
+    quick=True: fewer repeats and only the 64×2×28×28, N=12 shape (shapes / timing override).
+    providers: subset of ALL_PROVIDERS (default: default_providers()).
+    """
+    thread_counts = list(dict.fromkeys(int(t) for t in threads))
+    timing = timing or (QUICK_TIMING if quick else DEFAULT_TIMING)
+    floors = measure_floors(thread_counts, quick=quick)
+    results = attention_results(thread_counts, quick=quick, providers=providers, shapes=shapes,
+                                workloads=workloads, timing=timing, floors=floors, log=log,
+                                busy_retries=busy_retries)
+    return format_attention_markdown(results, floors=floors, timing=timing)
+
+
+__all__ = [
+    "Shape", "DEFAULT_SHAPES", "QUICK_SHAPES", "WORKLOADS", "ALL_PROVIDERS", "CPU_PROVIDERS",
+    "GPU_PROVIDERS", "ProviderUnavailable", "PreparedCase", "prepare_case", "make_inputs",
+    "default_providers", "workload_flops", "workload_min_bytes", "read_forward_flops",
+    "write_forward_flops", "read_backward_flops", "write_backward_flops", "relative_error",
+    "attention_results", "format_attention_markdown", "run_attention_benchmark",
+]

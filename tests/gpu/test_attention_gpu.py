@@ -1,0 +1,93 @@
+"""CUDA and Triton attention kernels on a real GPU against the float64 reference (skipped without one).
+
+Run on a GPU machine with `python -m pytest tests/gpu -v`. fp16/bf16 may err no more than twice
+PyTorch's own error in that dtype (the reference run in that dtype against the float64 reference).
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import fastgen
+from fastgen import _extension, ops
+from fastgen.reference import attention as ref
+from tests.helpers import assert_rel_close, fresh_generator
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+
+SHAPES = [(1, 1, 8, 8, 1), (3, 2, 13, 17, 5), (64, 2, 28, 28, 12), (16, 3, 32, 32, 12), (8, 2, 60, 60, 12), (2, 1, 9, 40, 33)]
+DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
+
+
+def backends():
+    names = []
+    if _extension.has_kernel("attention_read", "CUDA"):
+        names.append("compiled")  # CUDA C++ kernels, or the Triton kernels registered in their place
+    try:
+        import triton  # noqa: F401
+
+        names.append("triton-direct")
+    except ImportError:
+        pass
+    return names
+
+
+def rel(a, b):
+    return ((a.double() - b.double()).norm() / b.double().norm()).item()
+
+
+def run(backend, x, p, w, canvas, N, H, W):
+    if backend == "triton-direct":
+        from fastgen.triton import attention as tri
+
+        return tri.read_forward(x, p, N), tri.write_forward(w, p, H, W, canvas)
+    return ops.attention_read(x, p, N), ops.attention_write(w, p, H, W, canvas)
+
+
+@pytest.mark.parametrize("backend", backends())
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B{}C{}H{}W{}N{}".format(*s))
+def test_forward_matches_reference(backend, dtype, shape):
+    B, C, H, W, N = shape
+    gen = fresh_generator()
+    x64 = torch.rand(B, C, H, W, generator=gen, dtype=torch.float64)
+    p64 = torch.randn(B, 5, generator=gen, dtype=torch.float64) * 0.5
+    w64 = torch.randn(B, C, N, N, generator=gen, dtype=torch.float64)
+    c64 = torch.randn(B, C, H, W, generator=gen, dtype=torch.float64)
+    cast = lambda t: t.to("cuda", dtype)  # noqa: E731
+    got_read, got_write = run(backend, cast(x64), cast(p64), cast(w64), cast(c64), N, H, W)
+    exact_read, exact_write = ref.attention_read(x64, p64, N), ref.attention_write(w64, p64, H, W, c64)
+    same_read = ref.attention_read(cast(x64), cast(p64), N)
+    same_write = ref.attention_write(cast(w64), cast(p64), H, W, cast(c64))
+    for got, exact, same, what in ((got_read, exact_read, same_read, "read"), (got_write, exact_write, same_write, "write")):
+        tol = 1e-5 if dtype in (torch.float32, torch.float64) else 2 * rel(same.cpu(), exact) + 1e-3
+        assert_rel_close(got.cpu(), exact, tol, f"{backend} {what} {dtype}", gen.initial_seed())
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B{}C{}H{}W{}N{}".format(*s))
+def test_gradients_match_reference_float32(shape):
+    B, C, H, W, N = shape
+    gen = fresh_generator()
+    x = torch.rand(B, C, H, W, generator=gen, dtype=torch.float64)
+    p = torch.randn(B, 5, generator=gen, dtype=torch.float64) * 0.5
+    w = torch.randn(B, C, N, N, generator=gen, dtype=torch.float64)
+
+    def grads(fn_read, fn_write, device, dtype):
+        xs, ps, ws = (t.to(device, dtype).requires_grad_() for t in (x, p, w))
+        loss = fn_read(xs, ps, N).square().sum() + fn_write(ws, ps, H, W).sin().sum()
+        return [g.double().cpu() for g in torch.autograd.grad(loss, (xs, ps, ws))]
+
+    got = grads(ops.attention_read, ops.attention_write, "cuda", torch.float32)
+    exact = grads(ref.attention_read, ref.attention_write, "cpu", torch.float64)
+    same = grads(ref.attention_read, ref.attention_write, "cuda", torch.float32)
+    for g, e, s, name in zip(got, exact, same, ("x", "params", "w")):
+        assert_rel_close(g, e, max(1e-5, 2 * rel(s, e)), f"grad {name}", gen.initial_seed())
+
+
+def test_backend_names_on_gpu():
+    x = torch.rand(2, 1, 8, 8, device="cuda")
+    p = torch.zeros(2, 5, device="cuda")
+    with fastgen.use_backend("cpu"), pytest.raises(RuntimeError, match="CPU tensors"):
+        ops.attention_read(x, p, 3)
+    with fastgen.use_backend("reference"):
+        torch.testing.assert_close(ops.attention_read(x, p, 3), ref.attention_read(x, p, 3))

@@ -1,0 +1,41 @@
+"""Shared test helpers: fresh random inputs, verbose closeness checks, poisoned allocations."""
+from __future__ import annotations
+
+import contextlib
+import os
+
+import torch
+
+
+def fresh_generator() -> torch.Generator:
+    """A generator with a new seed every run; failures report gen.initial_seed() to reproduce them."""
+    seed = int.from_bytes(os.urandom(4), "little")
+    gen = torch.Generator().manual_seed(seed)
+    return gen
+
+
+def assert_rel_close(actual: torch.Tensor, expected: torch.Tensor, tol: float, what: str, seed=None) -> None:
+    """‖actual − expected‖ / ‖expected‖ < tol, reporting max and mean absolute error either way."""
+    assert actual.shape == expected.shape, f"{what}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
+    a, e = actual.detach().double(), expected.detach().double()
+    assert torch.isfinite(a).all(), f"{what}: non-finite values (seed {seed})"
+    diff = (a - e).abs()
+    denom = e.norm().item()
+    rel = (a - e).norm().item() / denom if denom > 0 else diff.max().item()
+    msg = f"{what}: rel {rel:.2e} (tol {tol:.0e}), max abs {diff.max().item():.2e}, mean abs {diff.mean().item():.2e}, seed {seed}"
+    print(msg)
+    assert rel < tol, msg
+
+
+@contextlib.contextmanager
+def poisoned_empty():
+    """Make torch.empty & co. return NaN-filled memory, so an output element a kernel never writes fails."""
+    prev_det = torch.are_deterministic_algorithms_enabled()
+    prev_fill = torch.utils.deterministic.fill_uninitialized_memory
+    torch.use_deterministic_algorithms(True)
+    torch.utils.deterministic.fill_uninitialized_memory = True
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(prev_det)
+        torch.utils.deterministic.fill_uninitialized_memory = prev_fill
