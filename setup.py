@@ -33,9 +33,12 @@ def _sources(pattern: str) -> list[str]:
 
 
 def _extension():
-    sources = ["csrc/registration.cpp"] + _sources("csrc/cpu/*.cpp")
+    sources = ["csrc/registration.cpp"] + _sources("csrc/autograd/*.cpp") + _sources("csrc/cpu/*.cpp")
     # -O3 but no -march=native: the wheel must run on any x86-64; AVX2 kernels are chosen at run time.
-    cxx = ["-O3", "-std=c++17", "-fvisibility=hidden", "-ffp-contract=fast"]
+    # -fopenmp at compile time only: at::parallel_for is an inline template built on OpenMP pragmas
+    # (serial without the flag); its GOMP symbols bind to the OpenMP runtime torch has already
+    # loaded, rather than a second runtime of our own.
+    cxx = ["-O3", "-std=c++17", "-fvisibility=hidden", "-ffp-contract=fast", "-fopenmp"]
     include_dirs = [os.path.join(ROOT, "csrc", "include")]
     if _want_cuda():
         sources += _sources("csrc/cuda/*.cu") + _sources("csrc/cuda/*_binding.cpp")

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import os
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
@@ -337,10 +338,11 @@ def attention_results(threads: Iterable[int] = (1, 2), quick: bool = False,
     Keys: workload, threads, shape (label), B, C, H, W, N, provider, available, reason,
     median_us, q1_us, q3_us, min_us, repeats, compile_s, rel_err, flops, min_bytes, floor_us,
     pct_floor (None where not applicable), device, other_load (cores busy with other processes
-    while timing), matmul_gflops_per_thread, bandwidth_gbps.
+    while timing), busy (other_load + threads exceeded the cores by > BUSY_THRESHOLD),
+    matmul_gflops_per_thread, bandwidth_gbps.
     ``quick`` selects QUICK_SHAPES and QUICK_TIMING unless shapes / timing are given.
-    ``busy_retries``: when other processes kept the CPU busy while a case was timed, wait a
-    second and time it again, up to this many times, keeping the quietest measurement.
+    ``busy_retries``: when other processes took a core this thread count needs while a case was
+    timed, wait a second and time it again, up to this many times, keeping the quietest.
     """
     thread_counts = list(dict.fromkeys(int(t) for t in threads))
     providers = tuple(providers) if providers is not None else default_providers()
@@ -374,14 +376,15 @@ def attention_results(threads: Iterable[int] = (1, 2), quick: bool = False,
                                    reason=None, median_us=None, q1_us=None, q3_us=None,
                                    min_us=None, repeats=0, compile_s=None, rel_err=None,
                                    flops=flops, min_bytes=nbytes, floor_us=floor_s * 1e6,
-                                   pct_floor=None, device=None, other_load=None,
+                                   pct_floor=None, device=None, other_load=None, busy=False,
                                    matmul_gflops_per_thread=floors.matmul_gflops_per_thread,
                                    bandwidth_gbps=floors.bytes_per_s(t, nbytes) / 1e9)
                         log(f"[attention] {workload} threads={t} {s.label} {provider} ...")
                         try:
                             case = prepare_case(s, workload, provider)
                             row["rel_err"] = relative_error(case.outputs(), want)
-                            tm = _time_quietest(case, timing, busy_retries, log)
+                            tm = _time_quietest(case, timing, busy_retries, log,
+                                                allowed_load=_allowed_load(t))
                         except ProviderUnavailable as exc:
                             row["reason"] = str(exc)
                             log(f"[attention]   n/a: {exc}")
@@ -394,7 +397,9 @@ def attention_results(threads: Iterable[int] = (1, 2), quick: bool = False,
                                    q1_us=tm.q1 * 1e6, q3_us=tm.q3 * 1e6,
                                    min_us=tm.minimum * 1e6, repeats=tm.repeats,
                                    compile_s=case.compile_s, device=case.device,
-                                   other_load=tm.other_load)
+                                   other_load=tm.other_load,
+                                   busy=(tm.other_load is not None
+                                         and tm.other_load > _allowed_load(t)))
                         if case.device == "cpu":
                             row["pct_floor"] = 100.0 * floor_s / tm.median
                         log(f"[attention]   {row['median_us']:.1f} us "
@@ -403,12 +408,18 @@ def attention_results(threads: Iterable[int] = (1, 2), quick: bool = False,
     return results
 
 
+def _allowed_load(n_threads: int) -> float:
+    """Other processes' load (cores) above which a run at n_threads oversubscribes the CPU."""
+    return max(0, (os.cpu_count() or 1) - n_threads) + BUSY_THRESHOLD
+
+
 def _time_quietest(case: PreparedCase, timing: TimingConfig, retries: int,
-                   log: Callable[[str], None]) -> Timing:
-    """time_call, repeated (up to ``retries`` times) while the machine was busy; quietest wins."""
+                   log: Callable[[str], None], allowed_load: float = BUSY_THRESHOLD) -> Timing:
+    """time_call, repeated (up to ``retries`` times, 1 s apart) while other processes'
+    load exceeded ``allowed_load``; the quietest measurement wins."""
     best = time_call(case.step, timing, sync=case.sync)
     for _ in range(retries):
-        if best.other_load is None or best.other_load <= BUSY_THRESHOLD:
+        if best.other_load is None or best.other_load <= allowed_load:
             break
         log(f"[attention]   busy machine (other load {best.other_load:.2f} cores), retrying")
         time.sleep(1.0)
@@ -432,7 +443,7 @@ def _fmt_us(row: dict | None) -> str:
 
 
 def _busy(row: dict) -> bool:
-    return row.get("other_load") is not None and row["other_load"] > BUSY_THRESHOLD
+    return bool(row.get("busy"))
 
 
 def _fmt_num(v: float) -> str:
@@ -470,9 +481,10 @@ def format_attention_markdown(results: list[dict], floors: MachineFloors | None 
     if loads:
         lines.append(f"- Other processes' CPU use while timing: mean {sum(loads) / len(loads):.2f}, "
                      f"max {max(loads):.2f} cores"
-                     + (" — the machine was busy; some results are unreliable (see notes)"
-                        if max(loads) > BUSY_THRESHOLD else " (quiet machine)")
-                     + f"; cells marked † had more than {BUSY_THRESHOLD:g}.")
+                     + (" (quiet machine)" if max(loads) <= BUSY_THRESHOLD else
+                        " — a shared machine: other jobs compete for caches and memory "
+                        "bandwidth even on a free core")
+                     + "; † marks cells where they took a core we needed (oversubscribed).")
     if timing is not None:
         lines.append(f"- Timing: median per call after warm-up (≥{timing.warmup} calls and "
                      f"≥{timing.warmup_time:g} s), ≥{timing.min_repeats} repeats and "
@@ -551,9 +563,10 @@ def format_attention_markdown(results: list[dict], floors: MachineFloors | None 
                          "makes it short when the same graph was compiled before): "
                          + "; ".join(compile_times))
         if busy:
-            notes.append(f"† BUSY MACHINE: {len(busy)} of {n_timed} cells were timed while other "
-                         f"processes kept {min(busy):.2f}–{max(busy):.2f} cores busy on average; "
-                         f"treat them (and multi-thread cells above all) as unreliable.")
+            notes.append(f"† OVERSUBSCRIBED: {len(busy)} of {n_timed} cells were timed while other "
+                         f"processes kept {min(busy):.2f}–{max(busy):.2f} cores busy on average, "
+                         f"more than the cores this thread count leaves free; treat them as "
+                         f"unreliable.")
         if notes:
             lines.append("")
             lines += [f"- {n}" for n in notes]

@@ -244,7 +244,7 @@ class MachineFloors:
                          f"{bw['large']:.1f} GB/s ({self.large_stream_bytes // 2**20} MiB, DRAM)")
         if self.other_load is not None and self.other_load > BUSY_THRESHOLD:
             parts.append(f"WARNING: other processes kept {self.other_load:.2f} cores busy "
-                         f"meanwhile, floors are underestimated")
+                         f"meanwhile, the floors may be underestimated")
         return "; ".join(parts)
 
 

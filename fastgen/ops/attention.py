@@ -5,9 +5,9 @@
                     canvas=None)                         -> (1/gamma) Fy^T w Fx (+ canvas) [B,C,H,W]
 
 params[b] = (g~X, g~Y, log sigma^2, log delta~, log gamma); fastgen.reference.attention states the
-exact equations. Each op is registered with torch.library (schema in csrc/registration.cpp), with a
-fake implementation for torch.compile and an autograd formula whose backward is its own op, which
-recomputes the filterbanks instead of saving them.
+exact equations. Each op is registered with torch.library (schema in csrc/registration.cpp) with a
+fake implementation here for torch.compile; autograd is registered in C++ (csrc/autograd/), and each
+backward is its own op, which recomputes the filterbanks instead of saving them.
 
 Backends (fastgen.set_backend): "reference" runs the plain-PyTorch twin; "cpu" the C++ kernels;
 "cuda" the CUDA C++ kernels when built; "triton" the Triton kernels (the CUDA implementation of the
@@ -132,7 +132,7 @@ def attention_write(w: Tensor, params: Tensor, H: int, W: int, canvas: Tensor | 
 
 
 # ---------------------------------------------------------------------------------------------
-# torch.library registrations: fake tensors (torch.compile, meta) and autograd
+# torch.library registrations: fake tensors (torch.compile, meta)
 
 _TRITON_IS_CUDA_KERNEL = False
 
@@ -153,35 +153,6 @@ if _extension.available():
     @torch.library.register_fake("fastgen::attention_write_backward")
     def _(grad_out, w, params, H, W):
         return torch.empty_like(w), torch.empty_like(params)
-
-    def _read_setup_context(ctx, inputs, output):
-        x, params, N = inputs
-        ctx.save_for_backward(x, params)
-        ctx.N = N
-
-    def _read_backward(ctx, grad_out):
-        x, params = ctx.saved_tensors
-        grad_x, grad_params = torch.ops.fastgen.attention_read_backward(grad_out, x, params, ctx.N)
-        return grad_x, grad_params, None
-
-    def _write_setup_context(ctx, inputs, output):
-        w, params, H, W, canvas = inputs
-        ctx.save_for_backward(w, params)
-        ctx.size = (H, W)
-        ctx.has_canvas = canvas is not None
-
-    def _write_backward(ctx, grad_out):
-        w, params = ctx.saved_tensors
-        grad_w, grad_params = torch.ops.fastgen.attention_write_backward(grad_out, w, params, *ctx.size)
-        grad_canvas = grad_out if ctx.has_canvas else None
-        return grad_w, grad_params, None, None, grad_canvas
-
-    torch.library.register_autograd(
-        "fastgen::attention_read", _read_backward, setup_context=_read_setup_context
-    )
-    torch.library.register_autograd(
-        "fastgen::attention_write", _write_backward, setup_context=_write_setup_context
-    )
 
     # Without CUDA C++ kernels, the Triton kernels are the CUDA implementation of the ops.
     if torch.version.cuda is not None and not _extension.has_kernel("attention_read", "CUDA"):

@@ -142,9 +142,9 @@ def extreme_params(B, gen):
 def test_extreme_parameters_stay_finite_and_exact(dtype):
     """Finite everywhere; as exact as the reference itself computed in the same dtype.
 
-    Needle-thin filters make some gradients ill-conditioned in float32 (the float32 reference is off
-    by ~1e-3 there too), so each example's error may be up to twice the float32 reference's, or 10x
-    the usual tolerance.
+    Needle-thin filters make some gradients ill-conditioned (the float32 reference is off by ~1e-3
+    there, and the float64 reference itself by ~1e-11), so each example's error may be up to twice
+    the same-dtype reference's, or 10x the usual tolerance (1000x for float64).
     """
     gen = fresh_generator()
     B, C, H, W, N = 28, 2, 20, 24, 7
@@ -165,7 +165,8 @@ def test_extreme_parameters_stay_finite_and_exact(dtype):
         for key in exact:
             assert torch.isfinite(fast[key]).all(), f"{key} not finite (seed {seed})"
             for b in range(B):  # per example: gamma = e^10 must not hide errors where gamma = e^-10
-                allowed = tolerance(dtype, same_dtype_ref[key][b], exact[key][b], floor_scale=10)
+                scale = 10 if dtype == torch.float32 else 1000
+                allowed = tolerance(dtype, same_dtype_ref[key][b], exact[key][b], floor_scale=scale)
                 assert_rel_close(fast[key][b], exact[key][b], allowed, f"extreme {key}[{b}]", seed)
 
 

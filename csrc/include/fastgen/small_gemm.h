@@ -104,14 +104,28 @@ static inline void transpose(int64_t R, int64_t C, const T* in, int64_t ld_in, T
     for (int64_t c = 0; c < C; ++c) out[c * ld_out + r] = in[r * ld_in + c];
 }
 
+// Sum of the lanes of v.
+template <typename T>
+static inline T hsum(Vec<T> v) {
+  T s = T(0);
+  for (int64_t l = 0; l < kLanes<T>; ++l) s += v[l];
+  return s;
+}
+
+// (1, 2, ..., kLanes) + start
+template <typename T>
+static inline Vec<T> iota_from(T start) {
+  Vec<T> v;
+  for (int64_t l = 0; l < kLanes<T>; ++l) v[l] = start + T(l);
+  return v;
+}
+
 // sum_i a[i] * b[i] over n elements, n a multiple of kLanes<T>.
 template <typename T>
 static inline T dot(int64_t n, const T* a, const T* b) {
   Vec<T> acc{};
   for (int64_t i = 0; i < n; i += kLanes<T>) acc += vload(a + i) * vload(b + i);
-  T s = T(0);
-  for (int64_t l = 0; l < kLanes<T>; ++l) s += acc[l];
-  return s;
+  return hsum<T>(acc);
 }
 
 // exp(x) for x in [-87, 0] (filter logits), 8 lanes at a time: x = n ln2 + r with |r| <= ln2/2, then
