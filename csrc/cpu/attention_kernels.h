@@ -16,12 +16,13 @@ struct AttentionDims {
 };
 
 // Scratch elements one worker needs for any of the four kernels (an upper bound of
-// attention_kernels_impl.h's use: matrices whose rows are padded to 8 elements, plus the rounding
-// of each of at most 16 pieces to a whole vector). The scratch must be zero-initialised.
+// attention_kernels_impl.h's use: matrices whose rows, and row counts, are padded to 8 elements,
+// plus the rounding of each of at most 16 pieces to a whole vector). The scratch must be
+// zero-initialised.
 inline int64_t attention_scratch_elems(const AttentionDims& d) {
   const auto pad = [](int64_t n) { return (n + 7) / 8 * 8; };
   const int64_t Wp = pad(d.W), Hp = pad(d.H), Np = pad(d.N);
-  return 4 * d.N * Wp + 2 * d.N * Hp + 2 * d.W * Np + 2 * d.H * Wp + d.H * Np + d.N * Np + 16 * 8;
+  return 6 * Np * Wp + Np * Np + 2 * Np * Hp + 2 * Hp * Wp + Hp * Np + 16 * 8;
 }
 
 template <typename T>

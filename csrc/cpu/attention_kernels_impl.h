@@ -91,8 +91,8 @@ void filter_row_backward(const T* row, const T* grad_row, T mu, T inv_two_var, i
   *grad_log_var = T(double(inv_two_var) * (t2 + 2.0 * (m - double(mu)) * t1));
 }
 
-// Padded row strides: images and patches are copied into scratch with rows of Wp / Np elements, so
-// the products never need a tail loop.
+// Padded extents: scratch matrices have rows of Wp / Hp / Np elements, so the products never need a
+// tail loop, and matrices that are transposed also have their row count padded.
 struct Strides {
   int64_t Wp, Np, Hp;
   template <typename T>
@@ -101,8 +101,8 @@ struct Strides {
   }
 };
 
-// One example's filterbanks Fx [N,Wp], Fy [N,Hp] and Fx^T [W,Np] (for the products that would
-// otherwise need a dot-product inner loop); padding columns are zero.
+// One example's filterbanks Fx [Np,Wp], Fy [N,Hp] and Fx^T [Wp,Np] (for the products that would
+// otherwise need a dot-product inner loop); padding rows and columns are zero.
 template <typename T>
 struct Filterbanks {
   const AttentionDims& d;
@@ -113,9 +113,9 @@ struct Filterbanks {
   Filterbanks(const AttentionDims& dims, Arena<T>& arena)
       : d(dims),
         s(Strides::of<T>(dims)),
-        Fx(arena.take(d.N * s.Wp)),
+        Fx(arena.take(s.Np * s.Wp)),
         Fy(arena.take(d.N * s.Hp)),
-        FxT(arena.take(d.W * s.Np)) {}
+        FxT(arena.take(s.Wp * s.Np)) {}
 
   T mu_x(int64_t i) const { return win.gx + am::filter_offset<T>(int(i), int(d.N)) * win.delta; }
   T mu_y(int64_t i) const { return win.gy + am::filter_offset<T>(int(i), int(d.N)) * win.delta; }
@@ -189,13 +189,13 @@ void read_backward(const AttentionDims& d, const T* grad_out, const T* x, const 
   Filterbanks<T> fb(d, arena);
   const Strides s = fb.s;
   T* xp = arena.take(H * s.Wp);
-  T* GF = arena.take(N * s.Wp);
-  T* GFT = arena.take(W * s.Np);
+  T* GF = arena.take(s.Np * s.Wp);  // padded rows: it is transposed
+  T* GFT = arena.take(s.Wp * s.Np);
   T* U = arena.take(N * s.Wp);
   T* DX = arena.take(H * s.Wp);
   T* dFx = arena.take(N * s.Wp);
-  T* dFyT = arena.take(H * s.Np);
-  T* dFy = arena.take(N * s.Hp);
+  T* dFyT = arena.take(s.Hp * s.Np);
+  T* dFy = arena.take(s.Np * s.Hp);
   for (int64_t b = b0; b < b1; ++b) {
     fb.compute(params + b * am::kNumParams);
     const T gamma = fb.win.gamma;
@@ -253,12 +253,12 @@ void write_backward(const AttentionDims& d, const T* grad_out, const T* w, const
   const Strides s = fb.s;
   T* Gp = arena.take(H * s.Wp);
   T* P = arena.take(N * s.Wp);
-  T* V = arena.take(N * s.Wp);
-  T* VT = arena.take(W * s.Np);
+  T* V = arena.take(s.Np * s.Wp);  // padded rows: it is transposed
+  T* VT = arena.take(s.Wp * s.Np);
   T* DW = arena.take(N * s.Np);
   T* dFx = arena.take(N * s.Wp);
-  T* dFyT = arena.take(H * s.Np);
-  T* dFy = arena.take(N * s.Hp);
+  T* dFyT = arena.take(s.Hp * s.Np);
+  T* dFy = arena.take(s.Np * s.Hp);
   for (int64_t b = b0; b < b1; ++b) {
     fb.compute(params + b * am::kNumParams);
     const T inv_gamma = T(1) / fb.win.gamma;

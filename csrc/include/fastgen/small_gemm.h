@@ -97,11 +97,49 @@ static inline void copy_rows(int64_t R, int64_t C, const T* in, int64_t ld_in, T
   for (int64_t r = 0; r < R; ++r) std::memcpy(out + r * ld_out, in + r * ld_in, C * sizeof(T));
 }
 
-// out[c, r] = in[r, c] for a [R,C] matrix with row strides ld_in and ld_out.
+// In-register transpose of one kLanes x kLanes block (rows r[0..L)), the classic unpack / shuffle /
+// 128-bit-lane-swap sequence written with portable vector shuffles.
+static inline void transpose_block(Vec<float> (&r)[8]) {
+  Vec<float> t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = __builtin_shufflevector(r[i], r[i + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+    t[i + 1] = __builtin_shufflevector(r[i], r[i + 1], 2, 10, 3, 11, 6, 14, 7, 15);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = __builtin_shufflevector(t[i], t[i + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+    u[i + 1] = __builtin_shufflevector(t[i], t[i + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+    u[i + 2] = __builtin_shufflevector(t[i + 1], t[i + 3], 0, 1, 8, 9, 4, 5, 12, 13);
+    u[i + 3] = __builtin_shufflevector(t[i + 1], t[i + 3], 2, 3, 10, 11, 6, 7, 14, 15);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = __builtin_shufflevector(u[i], u[i + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+    r[i + 4] = __builtin_shufflevector(u[i], u[i + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+  }
+}
+static inline void transpose_block(Vec<double> (&r)[4]) {
+  const Vec<double> t0 = __builtin_shufflevector(r[0], r[1], 0, 4, 2, 6);
+  const Vec<double> t1 = __builtin_shufflevector(r[0], r[1], 1, 5, 3, 7);
+  const Vec<double> t2 = __builtin_shufflevector(r[2], r[3], 0, 4, 2, 6);
+  const Vec<double> t3 = __builtin_shufflevector(r[2], r[3], 1, 5, 3, 7);
+  r[0] = __builtin_shufflevector(t0, t2, 0, 1, 4, 5);
+  r[1] = __builtin_shufflevector(t1, t3, 0, 1, 4, 5);
+  r[2] = __builtin_shufflevector(t0, t2, 2, 3, 6, 7);
+  r[3] = __builtin_shufflevector(t1, t3, 2, 3, 6, 7);
+}
+
+// out[c, r] = in[r, c] over the padded extents: in has padded<T>(R) rows and out padded<T>(C) rows
+// (padding rows and columns are transposed too), row strides ld_in and ld_out multiples of kLanes.
+// Scalar transposes of these small matrices cost as much as the products they feed.
 template <typename T>
 static inline void transpose(int64_t R, int64_t C, const T* in, int64_t ld_in, T* out, int64_t ld_out) {
-  for (int64_t r = 0; r < R; ++r)
-    for (int64_t c = 0; c < C; ++c) out[c * ld_out + r] = in[r * ld_in + c];
+  constexpr int64_t L = kLanes<T>;
+  for (int64_t r0 = 0; r0 < padded<T>(R); r0 += L)
+    for (int64_t c0 = 0; c0 < padded<T>(C); c0 += L) {
+      Vec<T> block[L];
+      for (int64_t i = 0; i < L; ++i) block[i] = vload(in + (r0 + i) * ld_in + c0);
+      transpose_block(block);
+      for (int64_t i = 0; i < L; ++i) vstore(out + (c0 + i) * ld_out + r0, block[i]);
+    }
 }
 
 // Sum of the lanes of v.
