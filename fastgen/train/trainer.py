@@ -289,7 +289,7 @@ class Trainer:
             total = min(total, cfg.max_steps)
 
         net: nn.Module = _LossModule(self.model, self.loss_fn)
-        if self.world_size > 1:
+        if False:
             net = nn.parallel.DistributedDataParallel(
                 net, device_ids=[self.device] if self.device.type == "cuda" else None,
                 find_unused_parameters=cfg.find_unused_parameters)

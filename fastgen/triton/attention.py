@@ -176,13 +176,9 @@ def _store_param_grads(gp_ptr, Fx, Fy, dFx, dFy, mux, muy, itv, delta, dlog_gamm
 # Kernels: one program per example b.
 # ----------------------------------------------------------------------------------------------
 @triton.jit
-def _read_fwd_kernel(x_ptr, p_ptr, out_ptr, C, N: tl.constexpr, H: tl.constexpr, W: tl.constexpr,
-                     SCALE_NUM: tl.constexpr, SCALE_DEN: tl.constexpr, NP: tl.constexpr,
-                     HP: tl.constexpr, WP: tl.constexpr, ACC: tl.constexpr, USE_DOT: tl.constexpr):
-    b = tl.program_id(0).to(tl.int64)
-    Fx, Fy, mux, muy, itv, delta, log_gamma = _window(p_ptr + b * 5, N, H, W, SCALE_NUM, SCALE_DEN,
-                                                      NP, HP, WP, ACC)
-    gamma = tl.exp(log_gamma)
+def _tile_offsets(N: tl.constexpr, H: tl.constexpr, W: tl.constexpr, NP: tl.constexpr, HP: tl.constexpr,
+                  WP: tl.constexpr):
+    """Offsets and masks of one [H, W] image plane and one [N, N] patch inside their padded tiles."""
     h = tl.arange(0, HP)
     w = tl.arange(0, WP)
     n = tl.arange(0, NP)
@@ -190,6 +186,18 @@ def _read_fwd_kernel(x_ptr, p_ptr, out_ptr, C, N: tl.constexpr, H: tl.constexpr,
     img_mask = (h < H)[:, None] & (w < W)[None, :]
     pat_off = n[:, None] * N + n[None, :]
     pat_mask = (n < N)[:, None] & (n < N)[None, :]
+    return img_off, img_mask, pat_off, pat_mask
+
+
+@triton.jit
+def _read_fwd_kernel(x_ptr, p_ptr, out_ptr, C, N: tl.constexpr, H: tl.constexpr, W: tl.constexpr,
+                     SCALE_NUM: tl.constexpr, SCALE_DEN: tl.constexpr, NP: tl.constexpr,
+                     HP: tl.constexpr, WP: tl.constexpr, ACC: tl.constexpr, USE_DOT: tl.constexpr):
+    b = tl.program_id(0).to(tl.int64)
+    Fx, Fy, mux, muy, itv, delta, log_gamma = _window(p_ptr + b * 5, N, H, W, SCALE_NUM, SCALE_DEN,
+                                                      NP, HP, WP, ACC)
+    gamma = tl.exp(log_gamma)
+    img_off, img_mask, pat_off, pat_mask = _tile_offsets(N, H, W, NP, HP, WP)
     for c in range(C):
         bc = b * C + c
         xc = tl.load(x_ptr + bc * (H * W) + img_off, mask=img_mask, other=0.0).to(ACC)
@@ -206,13 +214,7 @@ def _read_bwd_kernel(g_ptr, x_ptr, p_ptr, gx_ptr, gp_ptr, C, N: tl.constexpr, H:
     Fx, Fy, mux, muy, itv, delta, log_gamma = _window(p_ptr + b * 5, N, H, W, SCALE_NUM, SCALE_DEN,
                                                       NP, HP, WP, ACC)
     gamma = tl.exp(log_gamma)
-    h = tl.arange(0, HP)
-    w = tl.arange(0, WP)
-    n = tl.arange(0, NP)
-    img_off = h[:, None] * W + w[None, :]
-    img_mask = (h < H)[:, None] & (w < W)[None, :]
-    pat_off = n[:, None] * N + n[None, :]
-    pat_mask = (n < N)[:, None] & (n < N)[None, :]
+    img_off, img_mask, pat_off, pat_mask = _tile_offsets(N, H, W, NP, HP, WP)
     dFx = tl.zeros([NP, WP], ACC)
     dFy = tl.zeros([NP, HP], ACC)
     dlg = tl.zeros([NP], ACC)
@@ -243,13 +245,7 @@ def _write_fwd_kernel(w_ptr, p_ptr, canvas_ptr, out_ptr, C, N: tl.constexpr, H: 
     Fx, Fy, mux, muy, itv, delta, log_gamma = _window(p_ptr + b * 5, N, H, W, SCALE_NUM, SCALE_DEN,
                                                       NP, HP, WP, ACC)
     inv_gamma = tl.exp(-log_gamma)
-    h = tl.arange(0, HP)
-    w = tl.arange(0, WP)
-    n = tl.arange(0, NP)
-    img_off = h[:, None] * W + w[None, :]
-    img_mask = (h < H)[:, None] & (w < W)[None, :]
-    pat_off = n[:, None] * N + n[None, :]
-    pat_mask = (n < N)[:, None] & (n < N)[None, :]
+    img_off, img_mask, pat_off, pat_mask = _tile_offsets(N, H, W, NP, HP, WP)
     for c in range(C):
         bc = b * C + c
         wc = tl.load(w_ptr + bc * (N * N) + pat_off, mask=pat_mask, other=0.0).to(ACC)
@@ -268,13 +264,7 @@ def _write_bwd_kernel(g_ptr, w_ptr, p_ptr, gw_ptr, gp_ptr, C, N: tl.constexpr, H
     Fx, Fy, mux, muy, itv, delta, log_gamma = _window(p_ptr + b * 5, N, H, W, SCALE_NUM, SCALE_DEN,
                                                       NP, HP, WP, ACC)
     inv_gamma = tl.exp(-log_gamma)
-    h = tl.arange(0, HP)
-    w = tl.arange(0, WP)
-    n = tl.arange(0, NP)
-    img_off = h[:, None] * W + w[None, :]
-    img_mask = (h < H)[:, None] & (w < W)[None, :]
-    pat_off = n[:, None] * N + n[None, :]
-    pat_mask = (n < N)[:, None] & (n < N)[None, :]
+    img_off, img_mask, pat_off, pat_mask = _tile_offsets(N, H, W, NP, HP, WP)
     dFx = tl.zeros([NP, WP], ACC)
     dFy = tl.zeros([NP, HP], ACC)
     dlg = tl.zeros([NP], ACC)
