@@ -149,6 +149,18 @@ struct Filterbanks {
   }
 };
 
+// Copies plane (b, c) of a strided image-sized input into a [H, ld] scratch matrix.
+template <typename T>
+void load_plane(const T* t, const ImageStrides& st, int64_t b, int64_t c, int64_t H, int64_t W, T* dst, int64_t ld) {
+  const T* plane = t + b * st.b + c * st.c;
+  if (st.w == 1) {
+    copy_rows<T>(H, W, plane, st.h, dst, ld);
+    return;
+  }
+  for (int64_t y = 0; y < H; ++y)
+    for (int64_t x = 0; x < W; ++x) dst[y * ld + x] = plane[y * st.h + x * st.w];
+}
+
 // Shorthands: C = alpha * A B (+ C), with A [M,K] (row stride lda) or A^T (A stored [K,M], stride lda).
 template <typename T>
 void mm(int64_t M, int64_t K, int64_t P, const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc, T alpha,
@@ -162,7 +174,8 @@ void mm_at(int64_t M, int64_t K, int64_t P, const T* A, int64_t lda, const T* B,
 }
 
 template <typename T>
-void read_forward(const AttentionDims& d, const T* x, const T* params, T* out, int64_t b0, int64_t b1, T* scratch) {
+void read_forward(const AttentionDims& d, const T* x, const ImageStrides& xs, const T* params, T* out, int64_t b0,
+                  int64_t b1, T* scratch) {
   const int64_t C = d.C, H = d.H, W = d.W, N = d.N;
   Arena<T> arena{scratch};
   Filterbanks<T> fb(d, arena);
@@ -173,7 +186,7 @@ void read_forward(const AttentionDims& d, const T* x, const T* params, T* out, i
   for (int64_t b = b0; b < b1; ++b) {
     fb.compute(params + b * am::kNumParams);
     for (int64_t c = 0; c < C; ++c) {
-      copy_rows<T>(H, W, x + (b * C + c) * H * W, W, xp, s.Wp);
+      load_plane<T>(x, xs, b, c, H, W, xp, s.Wp);
       mm<T>(N, H, s.Wp, fb.Fy, s.Hp, xp, s.Wp, U, s.Wp, T(1), false);
       mm<T>(N, W, s.Np, U, s.Wp, fb.FxT, s.Np, O, s.Np, fb.win.gamma, false);
       copy_rows<T>(N, N, O, s.Np, out + (b * C + c) * N * N, N);
@@ -182,8 +195,8 @@ void read_forward(const AttentionDims& d, const T* x, const T* params, T* out, i
 }
 
 template <typename T>
-void read_backward(const AttentionDims& d, const T* grad_out, const T* x, const T* params, T* grad_x, T* grad_params,
-                   int64_t b0, int64_t b1, T* scratch) {
+void read_backward(const AttentionDims& d, const T* grad_out, const T* x, const ImageStrides& xs, const T* params,
+                   T* grad_x, T* grad_params, int64_t b0, int64_t b1, T* scratch) {
   const int64_t C = d.C, H = d.H, W = d.W, N = d.N;
   Arena<T> arena{scratch};
   Filterbanks<T> fb(d, arena);
@@ -203,7 +216,7 @@ void read_backward(const AttentionDims& d, const T* grad_out, const T* x, const 
     for (int64_t c = 0; c < C; ++c) {
       const T* G = grad_out + (b * C + c) * N * N;
       const bool acc = c > 0;
-      copy_rows<T>(H, W, x + (b * C + c) * H * W, W, xp, s.Wp);
+      load_plane<T>(x, xs, b, c, H, W, xp, s.Wp);
       // out = gamma Fy x Fx^T; with GF = G Fx and U = Fy x:
       mm<T>(N, N, s.Wp, G, N, fb.Fx, s.Wp, GF, s.Wp, T(1), false);
       mm_at<T>(H, N, s.Wp, fb.Fy, s.Hp, GF, s.Wp, DX, s.Wp, gamma, false);  // dx = gamma Fy^T GF
@@ -245,8 +258,8 @@ void write_forward(const AttentionDims& d, const T* w, const T* params, T* out, 
 }
 
 template <typename T>
-void write_backward(const AttentionDims& d, const T* grad_out, const T* w, const T* params, T* grad_w, T* grad_params,
-                    int64_t b0, int64_t b1, T* scratch) {
+void write_backward(const AttentionDims& d, const T* grad_out, const ImageStrides& gs, const T* w, const T* params,
+                    T* grad_w, T* grad_params, int64_t b0, int64_t b1, T* scratch) {
   const int64_t C = d.C, H = d.H, W = d.W, N = d.N;
   Arena<T> arena{scratch};
   Filterbanks<T> fb(d, arena);
@@ -266,7 +279,7 @@ void write_backward(const AttentionDims& d, const T* grad_out, const T* w, const
     for (int64_t c = 0; c < C; ++c) {
       const T* wc = w + (b * C + c) * N * N;
       const bool acc = c > 0;
-      copy_rows<T>(H, W, grad_out + (b * C + c) * H * W, W, Gp, s.Wp);
+      load_plane<T>(grad_out, gs, b, c, H, W, Gp, s.Wp);
       // image = (1/gamma) Fy^T w Fx; with P = Fy G and V = w Fx:
       mm<T>(N, H, s.Wp, fb.Fy, s.Hp, Gp, s.Wp, P, s.Wp, T(1), false);
       mm<T>(N, W, s.Np, P, s.Wp, fb.FxT, s.Np, DW, s.Np, inv_gamma, false);  // dw = P Fx^T / gamma

