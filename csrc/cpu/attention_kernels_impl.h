@@ -157,6 +157,11 @@ void load_plane(const T* t, const ImageStrides& st, int64_t b, int64_t c, int64_
     copy_rows<T>(H, W, plane, st.h, dst, ld);
     return;
   }
+  if (st.w == 0) {  // broadcast along rows, e.g. the gradient of image.sum()
+    for (int64_t y = 0; y < H; ++y)
+      for (int64_t x = 0; x < W; ++x) dst[y * ld + x] = plane[y * st.h];
+    return;
+  }
   for (int64_t y = 0; y < H; ++y)
     for (int64_t x = 0; x < W; ++x) dst[y * ld + x] = plane[y * st.h + x * st.w];
 }

@@ -222,12 +222,13 @@ class MachineFloors:
         return self.matmul_gflops_per_thread * 1e9 * n_threads
 
     def bytes_per_s(self, n_threads: int, working_set_bytes: int) -> float:
-        bw = self.stream_gbps.get(n_threads)
-        if bw is None:  # not measured at this count: the nearest measured one
-            nearest = min(self.stream_gbps, key=lambda t: abs(t - n_threads))
-            bw = self.stream_gbps[nearest]
+        """Best copy bandwidth measured at up to n_threads threads: more threads can always leave
+        some idle, so a lower figure at a higher count (a disturbed measurement) is not a limit."""
         key = "small" if working_set_bytes <= self.cache_bytes else "large"
-        return bw[key] * 1e9
+        usable = [bw[key] for t, bw in self.stream_gbps.items() if t <= n_threads]
+        if not usable:  # only larger counts were measured: the smallest of them
+            usable = [self.stream_gbps[min(self.stream_gbps)][key]]
+        return max(usable) * 1e9
 
     def floor_seconds(self, flops: float, min_bytes: float, n_threads: int) -> float:
         """max(compute time at matmul peak, time to move the minimum bytes at stream bandwidth)."""

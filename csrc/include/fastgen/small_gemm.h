@@ -60,11 +60,12 @@ static inline void gemm_tile(int64_t K, const T* A, int64_t am, int64_t ak, cons
     }
 }
 
-// Tiles of up to 4 rows by NV vectors; the row remainder uses smaller tiles.
+// Tiles of up to 6 rows by NV vectors; the row remainder uses smaller tiles.
 template <typename T, int NV>
 static inline void gemm_rows(int64_t M, int64_t K, const T* A, int64_t am, int64_t ak, const T* B, int64_t ldb, T* C,
                              int64_t ldc, T alpha, bool accumulate) {
   int64_t m = 0;
+  for (; m + 6 <= M; m += 6) gemm_tile<T, 6, NV>(K, A + m * am, am, ak, B, ldb, C + m * ldc, ldc, alpha, accumulate);
   for (; m + 4 <= M; m += 4) gemm_tile<T, 4, NV>(K, A + m * am, am, ak, B, ldb, C + m * ldc, ldc, alpha, accumulate);
   switch (M - m) {
     case 3: gemm_tile<T, 3, NV>(K, A + m * am, am, ak, B, ldb, C + m * ldc, ldc, alpha, accumulate); break;
@@ -77,15 +78,15 @@ static inline void gemm_rows(int64_t M, int64_t K, const T* A, int64_t am, int64
 // C[M,P] = alpha * A B (+ C when accumulate). A[m,k] is read at A[m * am + k * ak], so A may be given
 // transposed; B is [K,P] with row stride ldb, C is [M,P] with row stride ldc; P, ldb and ldc are
 // multiples of kLanes<T>.
+// Column blocks of 2 vectors by 6 rows keep 12 accumulators, 2 B vectors and a broadcast A value in
+// the 16 AVX2 registers (4-vector blocks spilled and were ~15% slower on the attention shapes).
 template <typename T>
 static inline void gemm(int64_t M, int64_t K, int64_t P, const T* A, int64_t am, int64_t ak, const T* B, int64_t ldb,
                         T* C, int64_t ldc, T alpha, bool accumulate) {
   constexpr int64_t L = kLanes<T>;
   int64_t p = 0;
-  for (; p + 4 * L <= P; p += 4 * L) gemm_rows<T, 4>(M, K, A, am, ak, B + p, ldb, C + p, ldc, alpha, accumulate);
+  for (; p + 2 * L <= P; p += 2 * L) gemm_rows<T, 2>(M, K, A, am, ak, B + p, ldb, C + p, ldc, alpha, accumulate);
   switch ((P - p) / L) {
-    case 3: gemm_rows<T, 3>(M, K, A, am, ak, B + p, ldb, C + p, ldc, alpha, accumulate); break;
-    case 2: gemm_rows<T, 2>(M, K, A, am, ak, B + p, ldb, C + p, ldc, alpha, accumulate); break;
     case 1: gemm_rows<T, 1>(M, K, A, am, ak, B + p, ldb, C + p, ldc, alpha, accumulate); break;
     default: break;
   }
