@@ -34,6 +34,7 @@ from fastgen.models.draw import (
     Writer,
     backend_context,
     check_common_config,
+    check_positive_ints,
     check_images,
     kl_normal,
     reconstruction_nll,
@@ -77,10 +78,9 @@ class AlignDRAWConfig:
 
     def __post_init__(self):
         check_common_config(self, "AlignDRAWConfig")
-        for field in ("infer_size", "gen_size", "vocab_size", "embed_size", "lang_size", "align_size"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"AlignDRAWConfig: {field} must be a positive int, got {value!r}")
+        check_positive_ints(
+            self, "AlignDRAWConfig", ("infer_size", "gen_size", "vocab_size", "embed_size", "lang_size", "align_size")
+        )
         if not (0 <= self.pad_id < self.vocab_size):
             raise ValueError(f"AlignDRAWConfig: pad_id must be in [0, {self.vocab_size}), got {self.pad_id!r}")
 

@@ -145,14 +145,22 @@ class Writer(nn.Module):
 # checks shared with AlignDRAW
 
 
-def check_common_config(cfg, name: str) -> None:
-    for field in ("height", "width", "channels", "T", "z_size"):
+def _is_positive_int(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int) and value >= 1
+
+
+def check_positive_ints(cfg, name: str, fields) -> None:
+    for field in fields:
         value = getattr(cfg, field)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if not _is_positive_int(value):
             raise ValueError(f"{name}: {field} must be a positive int, got {value!r}")
+
+
+def check_common_config(cfg, name: str) -> None:
+    check_positive_ints(cfg, name, ("height", "width", "channels", "T", "z_size"))
     for field in ("read_N", "write_N"):
         value = getattr(cfg, field)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        if value is not None and not _is_positive_int(value):
             raise ValueError(f"{name}: {field} must be a positive int or None (no attention), got {value!r}")
     if cfg.likelihood not in LIKELIHOODS:
         raise ValueError(f"{name}: likelihood must be one of {', '.join(LIKELIHOODS)}, got {cfg.likelihood!r}")
@@ -201,10 +209,7 @@ class DRAWConfig:
 
     def __post_init__(self):
         check_common_config(self, "DRAWConfig")
-        for field in ("enc_size", "dec_size"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"DRAWConfig: {field} must be a positive int, got {value!r}")
+        check_positive_ints(self, "DRAWConfig", ("enc_size", "dec_size"))
 
 
 class DRAW(nn.Module):
