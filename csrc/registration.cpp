@@ -10,6 +10,11 @@ TORCH_LIBRARY(fastgen, m) {
   m.def("attention_read_backward(Tensor grad_out, Tensor x, Tensor params, int N) -> (Tensor, Tensor)");
   m.def("attention_write(Tensor w, Tensor params, int H, int W, Tensor? canvas=None) -> Tensor");
   m.def("attention_write_backward(Tensor grad_out, Tensor w, Tensor params, int H, int W) -> (Tensor, Tensor)");
+
+  // The whole generative pass of DRAW with write attention in one call (fast sampling):
+  // noise [T, B, Z] -> canvas logits c_T [B, C, H, W]. Weights as in fastgen.models.DRAW.
+  m.def("draw_generate(Tensor noise, Tensor w_ih, Tensor w_hh, Tensor bias, Tensor w_patch, Tensor b_patch, "
+        "Tensor w_window, Tensor b_window, int channels, int height, int width) -> Tensor");
 }
 
 // An empty Python module: importing fastgen._C loads this library, which registers the ops above.

@@ -1,7 +1,7 @@
 // Torch-free entry points of the CPU attention kernels.
 //
-// The kernels are compiled twice, for plain x86-64 and for AVX2+FMA (attention_kernels_generic.cpp,
-// attention_kernels_avx2.cpp), and the binding picks one at run time, so a wheel runs on any x86-64
+// The kernels are compiled twice, for plain x86-64 and for AVX2+FMA (kernels_generic.cpp,
+// kernels_avx2.cpp), and the binding picks one at run time, so a wheel runs on any x86-64
 // and still uses 8-wide FMAs where the CPU has them. Each call handles examples [b0, b1) with caller
 // supplied scratch, so threading and allocation stay in the torch-facing code.
 #pragma once

@@ -35,8 +35,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fastgen.backend import BACKENDS, use_backend
+from fastgen import _extension
+from fastgen.backend import BACKENDS, get_backend, use_backend
 from fastgen.nn.attention import GaussianRead, GaussianWrite
+from fastgen.ops.draw import draw_generate
 
 LIKELIHOODS = ("bernoulli", "gaussian_fixed_var")
 
@@ -292,9 +294,14 @@ class DRAW(nn.Module):
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"DRAW.sample: n must be a positive int, got {n!r}")
         ref = self.q_mu.weight
+        z_like = ref.new_empty(n, cfg.z_size)
+        if not (return_canvases or return_windows) and self._can_fuse_sampling():
+            # Same noise, drawn in the same order, as the step-by-step loop below.
+            noise = torch.stack([standard_noise(z_like, generator) for _ in range(cfg.T)])
+            with backend_context(cfg.attention_backend):
+                return torch.sigmoid(draw_generate(noise, *self._generative_weights(), *self.writer.shape))
         canvas = ref.new_zeros(n, cfg.channels, cfg.height, cfg.width)
         h_dec, c_dec = self._zeros(n, cfg.dec_size, ref), self._zeros(n, cfg.dec_size, ref)
-        z_like = ref.new_empty(n, cfg.z_size)
         canvases, windows = [], []
         with backend_context(cfg.attention_backend):
             for _ in range(cfg.T):
@@ -314,6 +321,23 @@ class DRAW(nn.Module):
         if return_windows:
             extras.append(torch.stack(windows) if windows else None)
         return tuple(extras)
+
+
+    def _can_fuse_sampling(self) -> bool:
+        """Whether sample() (which runs without autograd) may use the fused fastgen.ops.draw_generate:
+        write attention, CPU float32/float64 weights, and the cpu (or auto) backend."""
+        weight = self.q_mu.weight
+        backend = self.config.attention_backend if self.config.attention_backend != "auto" else get_backend()
+        return (self.writer.attention is not None and weight.device.type == "cpu"
+                and weight.dtype in (torch.float32, torch.float64) and backend in ("auto", "cpu")
+                and _extension.available())
+
+    def _generative_weights(self) -> tuple[Tensor, ...]:
+        """The decoder LSTM and write heads' weights in draw_generate's argument order."""
+        dec, head = self.decoder, self.writer.attention
+        bias = dec.bias_ih + dec.bias_hh if dec.bias else dec.weight_ih.new_zeros(dec.weight_ih.shape[0])
+        return (dec.weight_ih, dec.weight_hh, bias, head.to_patch.weight, head.to_patch.bias,
+                head.to_params.weight, head.to_params.bias)
 
 
 def _images_from_batch(batch) -> Tensor:

@@ -1,4 +1,5 @@
 """Functional fastgen ops (differentiable, torch.compile-friendly)."""
 from fastgen.ops.attention import attention_read, attention_write
+from fastgen.ops.draw import draw_generate
 
-__all__ = ["attention_read", "attention_write"]
+__all__ = ["attention_read", "attention_write", "draw_generate"]

@@ -74,8 +74,10 @@ def _font(size: int) -> tuple[ImageFont.ImageFont, bool]:
         return ImageFont.load_default(), False
 
 
-def _window(p: Tensor, N: int, H: int, W: int) -> dict[str, float]:
-    """The window's geometry in 1-based pixel coordinates (same formulas as the reference)."""
+def window_geometry(p: Tensor, N: int, H: int, W: int) -> dict[str, float]:
+    """One window's geometry from its raw params [5] (g~X, g~Y, log sigma^2, log delta~, log gamma),
+    in 1-based pixel coordinates of an H x W image (the reference's formulas): the centre gx, gy,
+    delta, sigma, gamma, and the first/last filter centres x_first, x_last, y_first, y_last."""
     gx_t, gy_t, log_var, log_delta_t, log_gamma = (float(v) for v in p)
     gx = (W + 1) / 2 * (gx_t + 1)
     gy = (H + 1) / 2 * (gy_t + 1)
@@ -205,7 +207,7 @@ def glimpse_figure(
         n = Ns[b]
         px = spacing + (b % cols) * (panel_w + spacing)
         py = spacing // 2 + (b // cols) * (panel_h + spacing // 2)
-        geom = _window(params[b], n, H, W)
+        geom = window_geometry(params[b], n, H, W)
 
         title = titles[b] if titles is not None else f"example {b}"
         draw.text((px, py), title, fill=_TEXT, font=title_font)

@@ -197,7 +197,9 @@ def test_sample(variant):
     )
     T = model.config.T
     assert images.shape == (3, 1, 12, 10) and ((images >= 0) & (images <= 1)).all()
-    assert torch.equal(images, again)
+    # Without extras, sample() may run the fused kernel (fastgen.ops.draw_generate): same noise, same
+    # result up to float rounding.
+    torch.testing.assert_close(images, again, rtol=1e-5, atol=1e-6)
     assert canvases.shape == (T, 3, 1, 12, 10) and torch.equal(canvases[-1], images)
     if variant == "attention":
         assert windows.shape == (T, 3, 5) and torch.isfinite(windows).all()

@@ -2,7 +2,7 @@
 //
 // The attention matrices are tiny (N filters of tens of pixels), far below the sizes where a BLAS
 // call pays for itself. These kernels use GCC vector extensions of 32 bytes: one AVX2 register in
-// the AVX2 build (attention_kernels_avx2.cpp), a pair of SSE registers in the generic build, from the
+// the AVX2 build (kernels_avx2.cpp), a pair of SSE registers in the generic build, from the
 // same source. B and C operands have padded rows (a multiple of kLanes<T> elements) so no tail loop
 // is needed; callers keep the padding columns of B at zero.
 #pragma once

@@ -1,3 +1,0 @@
-// The attention kernels for any x86-64 (SSE2) or other CPU.
-#define FASTGEN_CPU_CAPABILITY generic
-#include "attention_kernels_impl.h"

@@ -1,0 +1,52 @@
+// Torch-free entry point of the fused DRAW sampler: the whole generative pass of a DRAW model with
+// write attention (decoder LSTM, patch and window heads, Gaussian write into the canvas) for T steps
+// in one call, so batch-1 sampling pays no per-step dispatch. Built per ISA like the attention
+// kernels (kernels_generic.cpp, kernels_avx2.cpp).
+#pragma once
+
+#include <cstdint>
+
+#include "attention_kernels.h"
+
+namespace fastgen {
+namespace cpu {
+
+struct DrawDims {
+  int64_t T, B, Z, D;  // steps, batch, latent size, decoder LSTM size
+  AttentionDims write;  // channels, canvas height and width, write patch size N
+};
+
+template <typename T>
+struct DrawWeights {
+  const T* w_ih;      // [4D, Z]   decoder LSTMCell, gate order (i, f, g, o) as torch.nn.LSTMCell
+  const T* w_hh;      // [4D, D]
+  const T* bias;      // [4D]      b_ih + b_hh
+  const T* w_patch;   // [C N N, D] write patch head
+  const T* b_patch;   // [C N N]
+  const T* w_window;  // [5, D]    write window head
+  const T* b_window;  // [5]
+};
+
+inline int64_t draw_scratch_elems(const DrawDims& d) {
+  const int64_t patch = d.write.C * d.write.N * d.write.N;
+  return attention_scratch_elems(d.write) + 6 * d.D + patch + 8 + 16 * 8;
+}
+
+template <typename T>
+struct DrawKernels {
+  // canvas[b] (logits, zero-initialised by the caller) for examples [b0, b1); noise is [T, B, Z].
+  void (*generate)(const DrawDims&, const T* noise, const DrawWeights<T>& w, T* canvas, int64_t b0, int64_t b1,
+                   T* scratch);
+};
+
+namespace generic {
+template <typename T>
+DrawKernels<T> draw_kernels();
+}
+namespace avx2 {
+template <typename T>
+DrawKernels<T> draw_kernels();
+}
+
+}  // namespace cpu
+}  // namespace fastgen

