@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Callable, Optional, Union
 
 import torch
 from torch import Tensor, nn
@@ -45,7 +45,6 @@ from tqdm import tqdm
 
 from fastgen.data import (
     BINARIZATION_MODES,
-    DataError,
     MnistCaptions,
     binarization_protocol,
     binarize,
@@ -226,7 +225,8 @@ def check_data_for(kind: str, spec: DataSpec) -> None:
 def make_config(kind: str, image_shape: tuple[int, int, int], overrides: Optional[dict] = None):
     """The paper's config of ``kind`` (fastgen.models) for images of ``image_shape`` (C, H, W), with
     ``overrides`` (config field -> value; None values are ignored). ``attention=False`` among the
-    overrides means no attention (read_N = write_N = None)."""
+    overrides means no attention (read_N = write_N = None); read_N or write_N = 0 turns off that
+    side's attention only."""
     cls = config_class(kind)
     C, H, W = image_shape
     values = {"channels": C, "height": H, "width": W}
@@ -237,9 +237,9 @@ def make_config(kind: str, image_shape: tuple[int, int, int], overrides: Optiona
         if key not in known:
             raise RecipeError(f"{_NAMES[kind]} has no setting {key!r}")
         if value is not None:
-            values[key] = value
+            values[key] = None if key in ("read_N", "write_N") and value == 0 else value
     if attention is False:
-        given = [k for k in ("read_N", "write_N") if overrides.get(k) is not None]
+        given = [k for k in ("read_N", "write_N") if overrides.get(k)]
         if given:
             raise RecipeError(f"{' and '.join(given)} set, but attention is off")
         values["read_N"] = values["write_N"] = None
@@ -328,7 +328,7 @@ def nll_bound(model: nn.Module, kind: str, test: Split, seed: int = 0, batch_siz
 def run_config(kind: str, cfg, spec: DataSpec, train: Split, test: Split, max_test: Optional[int],
                eval_seed: int) -> dict:
     """The run description stored as the checkpoint's model config (JSON)."""
-    return {
+    run = {
         "run_format": RUN_FORMAT,
         "kind": kind,
         "model": asdict(cfg),
@@ -338,11 +338,15 @@ def run_config(kind: str, cfg, spec: DataSpec, train: Split, test: Split, max_te
             "train_binarisation": spec.train_protocol(),
             "test_binarisation": spec.test_protocol(),
             "n_train": len(train),
+            "n_test": len(test),
             "train_split": train.description,
             "test_split": test.description,
         },
         "eval": {"max_test": max_test, "seed": eval_seed, "estimator": ESTIMATOR},
     }
+    if spec.captions:  # MnistCaptions' defaults, which load_split uses
+        run["data"]["heldout_captions"] = {"seed": 0, "fraction": 0.1}
+    return run
 
 
 def spec_from_run(run: dict) -> DataSpec:
@@ -378,7 +382,7 @@ def read_run(path: Union[str, Path], kind: Optional[str] = None):
         raise RecipeError(f"{directory} was not written by `fastgen train draw|aligndraw` (no run "
                           f"description of format {RUN_FORMAT} in its config.json)")
     if kind is not None and run["kind"] != kind:
-        raise RecipeError(f"{directory} holds a {_NAMES[run['kind']]} model, not {_NAMES[kind]} "
+        raise RecipeError(f"{directory} holds a model of type {_NAMES[run['kind']]}, not {_NAMES[kind]} "
                           f"(use `{run['kind']}` instead of `{kind}`)")
     return ckpt, run
 
@@ -435,12 +439,14 @@ class TrainResult:
     model: nn.Module
 
 
-def train_run(kind: str, model_overrides: Optional[dict], spec: DataSpec, train_config: TrainConfig,
-              out_dir: Union[str, Path], *, resume: bool = False, max_test: Optional[int] = 1000,
-              eval_seed: int = 0, log: Callable[[str], None] = print) -> TrainResult:
+def train_run(kind: str, model: Union[dict, DRAWConfig, AlignDRAWConfig, None], spec: DataSpec,
+              train_config: TrainConfig, out_dir: Union[str, Path], *, resume: bool = False,
+              max_test: Optional[int] = 1000, eval_seed: int = 0,
+              log: Callable[[str], None] = print) -> TrainResult:
     """Train ``kind`` on ``spec``'s data with the fastgen Trainer into ``out_dir`` (log.csv,
     summary.json, checkpoint/), evaluating the test NLL bound on ``max_test`` test images every
-    ``train_config.eval_every`` steps (default: every epoch) and at the end.
+    ``train_config.eval_every`` steps (default: every epoch) and at the end. ``model`` is a config,
+    or overrides of the paper's config (see :func:`make_config`).
 
     ``resume``: continue the checkpoint in ``out_dir`` exactly (the caller passes the settings the
     run was started with; see fastgen.cli). Without it, ``out_dir`` must not hold a checkpoint.
@@ -461,23 +467,29 @@ def train_run(kind: str, model_overrides: Optional[dict], spec: DataSpec, train_
     if len(train) < train_config.batch_size:
         raise RecipeError(f"{len(train)} training images, fewer than one batch of {train_config.batch_size}")
     steps_per_epoch = len(train) // train_config.batch_size
-    cfg = make_config(kind, train.image_shape, model_overrides)
+    if isinstance(model, (DRAWConfig, AlignDRAWConfig)):
+        cfg = model
+        if (cfg.channels, cfg.height, cfg.width) != train.image_shape:
+            raise RecipeError(f"the model config is for {cfg.channels}x{cfg.height}x{cfg.width} images, "
+                              f"{spec.name} has {'x'.join(map(str, train.image_shape))}")
+    else:
+        cfg = make_config(kind, train.image_shape, model)
     if train_config.eval_every is None:
         train_config.eval_every = steps_per_epoch
     if train_config.checkpoint_every is None:
         train_config.checkpoint_every = steps_per_epoch
 
     seed_everything(train_config.seed)
-    model = build_model(kind, cfg)
+    net = build_model(kind, cfg)
     run = run_config(kind, cfg, spec, train, test, max_test, eval_seed)
 
     def eval_fn(m: nn.Module) -> dict:
         r = nll_bound(m, kind, test, seed=eval_seed)
         return {"test_nll_bound": r["nll_bound"], "test_recon": r["recon"], "test_kl": r["kl"]}
 
-    trainer = Trainer(model, make_loss_fn(kind, spec.binarize == "dynamic"), train_config, out_dir=out,
+    trainer = Trainer(net, make_loss_fn(kind, spec.binarize == "dynamic"), train_config, out_dir=out,
                       eval_fn=eval_fn, model_config=run)
-    n_params = sum(p.numel() for p in model.parameters())
+    n_params = sum(p.numel() for p in net.parameters())
     log(f"{describe_config(kind, cfg)}; {n_params:,} parameters")
     log(f"data: {train.description} ({len(train):,} images); test bound on {test.description} "
         f"({len(test):,} images)")
@@ -488,15 +500,20 @@ def train_run(kind: str, model_overrides: Optional[dict], spec: DataSpec, train_
             trainer.load(ckpt_dir)
         except CheckpointError as e:
             raise RecipeError(str(e)) from None
-        log(f"resuming at step {trainer.step} of {train_config.epochs * steps_per_epoch}")
+        total = train_config.epochs * steps_per_epoch
+        if train_config.max_steps is not None:
+            total = min(total, train_config.max_steps)
+        log(f"resuming at step {trainer.step} of {total}")
     else:
         initial = trainer.evaluate()
         log(f"test NLL bound before training: {initial['eval_test_nll_bound']:.2f} nats/image")
     try:
         summary = trainer.fit(train.tensors(kind))
-    except ValueError as e:  # e.g. a resumed run whose data no longer matches
-        raise RecipeError(str(e)) from None
-    return TrainResult(summary, initial, trainer.history, out, run, model)
+    except ValueError as e:
+        if str(e).startswith("cannot resume"):  # the Trainer's check that the data still matches
+            raise RecipeError(str(e)) from None
+        raise
+    return TrainResult(summary, initial, trainer.history, out, run, net)
 
 
 # --- sampling -------------------------------------------------------------------------------------
@@ -509,8 +526,28 @@ def encode_captions(texts: list[str]) -> tuple[Tensor, Tensor]:
     return torch.stack(rows), torch.tensor([len(r) for r in rows], dtype=torch.int64)
 
 
+def caption_notes(run: dict, tokens: Tensor) -> list[str]:
+    """For each caption (token rows [K, 12]) whether its (template, digits) combination was held out
+    of training, or how often the exact caption occurs in the run's training split."""
+    from fastgen.data import decode_tokens, heldout_combinations, parse_caption
+
+    spec = spec_from_run(run)
+    if not spec.captions:
+        return ["" for _ in range(len(tokens))]
+    held = heldout_combinations()  # MnistCaptions' defaults, which load_split uses
+    train = load_split(spec, "train")
+    notes = []
+    for row in tokens:
+        if parse_caption(decode_tokens(row)) in held:
+            notes.append("held-out combination: never in training")
+        else:
+            count = int((train.tokens == row[None]).all(dim=1).sum())
+            notes.append(f"in the training set {count} time{'s' if count != 1 else ''}")
+    return notes
+
+
 __all__ = ["CAPTIONS_SIZES", "DataSpec", "ESTIMATOR", "KINDS", "RecipeError", "SOURCES", "Split",
            "TrainResult", "binarize_split", "build_model", "check_data_for", "config_class",
-           "describe_config", "encode_captions", "evaluate_run", "find_checkpoint", "load_run",
+           "caption_notes", "describe_config", "encode_captions", "evaluate_run", "find_checkpoint", "load_run",
            "load_split", "make_config", "make_loss_fn", "nll_bound", "read_run", "run_config",
            "spec_from_run", "test_split_for", "train_run"]

@@ -75,8 +75,9 @@ def _check_windows(windows, n: int, N: Optional[int], name: str) -> Optional[Ten
 
 
 def _cell(img: Tensor, scale: int, pad: int, window: Optional[Tensor], N: Optional[int]) -> Image.Image:
-    """One image with ``pad`` pixels around it and, optionally, its window's first-to-last-centre box.
-    The box is clipped to the cell, so a window reaching past the image stays inside its own cell."""
+    """One image with ``pad`` pixels around it and, optionally, its window: the box from the first to
+    the last filter centre (clamped to the cell, so a window reaching past the image still shows
+    along the cell's edge) and a cross at the window's centre."""
     _, H, W = img.shape
     cell = Image.new("RGB", (W * scale + 2 * pad, H * scale + 2 * pad), _CELL_BACKGROUND)
     cell.paste(_to_pil(img, scale), (pad, pad))
@@ -94,9 +95,18 @@ def _cell(img: Tensor, scale: int, pad: int, window: Optional[Tensor], N: Option
         if y1 - y0 < 2 * half:
             cy = (y0 + y1) / 2
             y0, y1 = cy - half, cy + half
-        limit = 1e6  # far-away windows: keep the coordinates finite and small enough for Pillow
-        box = [max(-limit, min(limit, v)) for v in (x0, y0, x1, y1)]
-        ImageDraw.Draw(cell).rectangle(box, outline=_WINDOW, width=max(1, scale // 2))
+        # A window reaching past the cell (large delta, or off-centre) is clamped to the cell's edge,
+        # so it stays visible; its centre is marked with a cross.
+        right, bottom = cell.width - 1, cell.height - 1
+        x0, x1 = (max(0.0, min(right, v)) for v in (x0, x1))
+        y0, y1 = (max(0.0, min(bottom, v)) for v in (y0, y1))
+        draw = ImageDraw.Draw(cell)
+        draw.rectangle([x0, y0, x1, y1], outline=_WINDOW, width=max(1, scale // 2))
+        cx, cy = px(g["gx"]), px(g["gy"])
+        arm = max(2, scale)
+        if 0 <= cx <= right and 0 <= cy <= bottom:
+            draw.line([cx - arm, cy, cx + arm, cy], fill=_WINDOW, width=1)
+            draw.line([cx, cy - arm, cx, cy + arm], fill=_WINDOW, width=1)
     return cell
 
 
@@ -157,7 +167,7 @@ def canvas_frames(
     *,
     columns: Optional[int] = None,
     scale: int = 2,
-    pad: int = 2,
+    pad: int = 3,
     label: str = "step",
 ) -> list[Image.Image]:
     """One frame per step from canvases [T, n, C, H, W] (values in [0, 1], e.g. sigmoid(c_t)) and
@@ -262,12 +272,14 @@ def caption_frames(
     N: Optional[int] = None,
     alignments=None,
     notes: Optional[Sequence[Optional[str]]] = None,
+    legend: Optional[str] = None,
     scale: int = 2,
     pad: int = 2,
 ) -> list[Image.Image]:
     """AlignDRAW's drawing as frames: canvases [T, K, n, C, H, W] (K captions, n samples each),
     windows [T, K, n, 5] or None, alignments [T, K, words] (alpha of one sample per caption: each
-    word is shaded by alpha / max alpha at that step) or None."""
+    word is shaded by alpha / max alpha at that step) or None. Frame t is titled "step t / T"
+    (then ``legend``)."""
     c = torch.as_tensor(canvases)
     if c.dim() != 6:
         raise ValueError(f"caption_frames: canvases must be [T, K, n, C, H, W], got {tuple(c.shape)}")
@@ -280,7 +292,7 @@ def caption_frames(
             weights = a / a.amax(dim=1, keepdim=True).clamp_min(1e-12)
         frames.append(caption_grid(c[t], captions, notes=notes, word_weights=weights,
                                    windows=None if windows is None else windows[t], N=N, scale=scale,
-                                   pad=pad, title=f"step {t + 1} / {T}"))
+                                   pad=pad, title=f"step {t + 1} / {T}" + (f"   ({legend})" if legend else "")))
     return frames
 
 
@@ -300,6 +312,16 @@ def save_gif(frames: Sequence[Image.Image], path: PathArg, *, duration_ms: int =
 
 
 # --- curves ---------------------------------------------------------------------------------------
+
+def _nice_ticks(lo: float, hi: float, target: int = 5) -> list[float]:
+    """Round tick values (1, 2, 2.5 or 5 times a power of ten apart) inside [lo, hi]."""
+    raw = (hi - lo) / max(1, target - 1)
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+    first = math.ceil(lo / step) * step
+    count = int(math.floor((hi - first) / step + 1e-9)) + 1
+    return [round(first + i * step, 10) for i in range(count)]
+
 
 def curve_figure(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, title: str = "",
                  xlabel: str = "step", ylabel: str = "", size: tuple[int, int] = (640, 360)) -> Image.Image:
@@ -331,16 +353,14 @@ def curve_figure(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], 
     def to_px(x: float, y: float) -> tuple[float, float]:
         return (x0 + (x - xmin) / (xmax - xmin) * (x1 - x0), y1 - (y - ymin) / (ymax - ymin) * (y1 - y0))
 
-    for i in range(5):  # y ticks
-        v = ymin + (ymax - ymin) * i / 4
+    for v in _nice_ticks(ymin, ymax):
         _, py = to_px(xmin, v)
         draw.line([x0 - 4, py, x0, py], fill=_AXES)
-        draw.text((x0 - 6, py), f"{v:.4g}", fill=_SUBTEXT, font=font, anchor="rm")
-    for i in range(5):  # x ticks
-        v = xmin + (xmax - xmin) * i / 4
+        draw.text((x0 - 6, py), f"{v:g}", fill=_SUBTEXT, font=font, anchor="rm")
+    for v in _nice_ticks(xmin, xmax):
         px, _ = to_px(v, ymin)
         draw.line([px, y1, px, y1 + 4], fill=_AXES)
-        draw.text((px, y1 + 6), f"{v:.4g}", fill=_SUBTEXT, font=font, anchor="mt")
+        draw.text((px, y1 + 6), f"{v:g}", fill=_SUBTEXT, font=font, anchor="mt")
     draw.text(((x0 + x1) / 2, size[1] - 6), xlabel, fill=_TEXT, font=font, anchor="mb")
     draw.text((6, y0 - 16), ylabel, fill=_TEXT, font=font)
     for i, (name, (xs, ys)) in enumerate(series.items()):

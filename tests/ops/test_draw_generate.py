@@ -35,7 +35,8 @@ def test_matches_reference(shape, dtype):
 
 def test_saturated_gates_stay_finite():
     gen = fresh_generator()
-    weights = random_weights(gen, 6, 8, 1, 3, torch.float32, scale=30.0)  # gates far into saturation
+    weights = random_weights(gen, 6, 8, 1, 3, torch.float32)
+    weights[:3] = [w * 100 for w in weights[:3]]  # LSTM gates far into saturation; write heads as usual
     noise = torch.randn(5, 2, 6, generator=gen) * 10
     out = draw_generate(noise, *[w.float() for w in weights], 1, 10, 10)
     exact = ref.draw_generate(noise.double(), *weights, 1, 10, 10)

@@ -1,0 +1,87 @@
+"""Benchmark of the DRAW model: batch-1 sampling and a training step, fastgen ops vs reference ops.
+
+Rows (the paper's MNIST model: 28x28, T=64, LSTMs of 256, z of 100, read 2x2, write 5x5):
+  sample, batch 1   reference: DRAW.sample step by step on fastgen.reference ops (the baseline);
+                    fastgen loop: the same loop on the fastgen cpu attention ops;
+                    fastgen fused: fastgen.ops.draw_generate, the whole T-step pass in one call
+                    (what DRAW.sample runs on the cpu backend)
+  train step, B=64  loss + backward on binarised images, reference ops vs fastgen cpu ops
+Floor for sampling: the decoder weights (4D x (Z + D) floats, 1.46 MB for this model) are read once
+per step, so T times that many bytes at the measured copy bandwidth of a cache-sized working set.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+
+import torch
+
+from fastgen.backend import use_backend
+from fastgen.benchmarking.timing import DEFAULT_TIMING, QUICK_TIMING, machine_line, measure_floors, threads, time_call
+from fastgen.models import DRAW, DRAWConfig
+
+
+def _sample_loop(model: DRAW, generator: torch.Generator):
+    # return_windows forces the step-by-step loop (the fused op returns only the final canvas)
+    return lambda: model.sample(1, generator, return_windows=True)
+
+
+def draw_results(thread_counts=(1,), quick: bool = False, config: DRAWConfig | None = None) -> list[dict]:
+    timing = QUICK_TIMING if quick else DEFAULT_TIMING
+    cfg = config or DRAWConfig()
+    torch.manual_seed(0)
+    model = DRAW(cfg)
+    gen = torch.Generator().manual_seed(0)
+    images = (torch.rand(64, cfg.channels, cfg.height, cfg.width, generator=gen) > 0.5).float()
+    step_bytes = 4 * 4 * cfg.dec_size * (cfg.z_size + cfg.dec_size)  # float32 decoder weights, read once a step
+    rows = []
+    for t in thread_counts:
+        floors = measure_floors((t,), timing)
+        with threads(t):
+            cases = {
+                ("sample, batch 1", "reference"): ("reference", _sample_loop(model, gen)),
+                ("sample, batch 1", "fastgen loop"): ("cpu", _sample_loop(model, gen)),
+                ("sample, batch 1", "fastgen fused"): ("cpu", lambda: model.sample(1, gen)),
+            }
+
+            def train_step():
+                loss, _ = model.loss(images, gen)
+                loss.backward()
+
+            cases[("train step, B=64", "reference")] = ("reference", train_step)
+            cases[("train step, B=64", "fastgen")] = ("cpu", train_step)
+            for (workload, provider), (backend, fn) in cases.items():
+                with use_backend(backend):
+                    timing_result = time_call(fn, timing)
+                floor_us = (cfg.T * step_bytes / floors.bytes_per_s(t, step_bytes) * 1e6
+                            if "sample" in workload else None)
+                rows.append({"workload": workload, "provider": provider, "threads": t,
+                             "median_us": timing_result.median_us, "floor_us": floor_us,
+                             "other_load": timing_result.other_load})
+    return rows
+
+
+def format_draw_markdown(rows: list[dict], config: DRAWConfig | None = None) -> str:
+    cfg = config or DRAWConfig()
+    lines = [
+        "# DRAW benchmark (fastgen ops vs reference ops)",
+        "",
+        f"- Machine: {machine_line()}",
+        f"- Date: {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"- Model: {cfg.height}x{cfg.width}, T={cfg.T}, LSTMs {cfg.enc_size}/{cfg.dec_size}, z {cfg.z_size}, "
+        f"read {cfg.read_N}, write {cfg.write_N}; median per call after warm-up",
+        "",
+        "| workload | threads | provider | ms | speedup vs reference | % of floor |",
+        "|---|---:|---|---:|---:|---:|",
+    ]
+    base = {(r["workload"], r["threads"]): r["median_us"] for r in rows if r["provider"] == "reference"}
+    for r in rows:
+        speedup = base[(r["workload"], r["threads"])] / r["median_us"]
+        floor = f"{100 * r['floor_us'] / r['median_us']:.0f}%" if r["floor_us"] else ""
+        lines.append(f"| {r['workload']} | {r['threads']} | {r['provider']} | {r['median_us'] / 1e3:.2f} | "
+                     f"{speedup:.2f}× | {floor} |")
+    return "\n".join(lines) + "\n"
+
+
+def run_draw_benchmark(threads: tuple[int, ...] = (1,), quick: bool = False) -> str:
+    """The markdown table of `fastgen bench draw`."""
+    return format_draw_markdown(draw_results(threads, quick))

@@ -1,0 +1,15 @@
+"""Smoke test of the DRAW benchmark (tiny model, few repeats; no speed assertions)."""
+from fastgen.benchmarking.draw import draw_results, format_draw_markdown
+from fastgen.models import DRAWConfig
+
+
+def test_draw_benchmark_rows_and_table():
+    cfg = DRAWConfig(T=3, enc_size=16, dec_size=16, z_size=4)
+    rows = draw_results((1,), quick=True, config=cfg)
+    assert {(r["workload"], r["provider"]) for r in rows} == {
+        ("sample, batch 1", "reference"), ("sample, batch 1", "fastgen loop"), ("sample, batch 1", "fastgen fused"),
+        ("train step, B=64", "reference"), ("train step, B=64", "fastgen"),
+    }
+    assert all(r["median_us"] > 0 for r in rows)
+    table = format_draw_markdown(rows, cfg)
+    assert "| sample, batch 1 | 1 | fastgen fused |" in table and "T=3" in table
