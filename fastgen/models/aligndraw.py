@@ -33,6 +33,7 @@ from fastgen.models.draw import (
     Reader,
     Writer,
     backend_context,
+    bound_and_metrics,
     check_common_config,
     check_positive_ints,
     check_images,
@@ -212,14 +213,7 @@ class AlignDRAW(nn.Module):
         self, x: Tensor, tokens: Tensor, lengths: Tensor, generator: Optional[torch.Generator] = None
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """(mean negative lower bound over the batch, metrics in nats per image)."""
-        out = self(x, tokens, lengths, generator)
-        bound = out["recon"] + out["kl"]
-        metrics = {
-            "nll_bound": bound.detach().mean(),
-            "recon": out["recon"].detach().mean(),
-            "kl": out["kl"].detach().mean(),
-        }
-        return bound.mean(), metrics
+        return bound_and_metrics(self(x, tokens, lengths, generator))
 
     # -- generation ---------------------------------------------------------------------------
 

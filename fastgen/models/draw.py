@@ -172,6 +172,14 @@ def check_common_config(cfg, name: str) -> None:
         raise ValueError(f"{name}: attention_backend must be one of {', '.join(BACKENDS)}, got {cfg.attention_backend!r}")
 
 
+def bound_and_metrics(out: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+    """(mean negative lower bound over the batch, metrics in nats per image) from forward()'s terms."""
+    bound = out["recon"] + out["kl"]
+    metrics = {"nll_bound": bound.detach().mean(), "recon": out["recon"].detach().mean(),
+               "kl": out["kl"].detach().mean()}
+    return bound.mean(), metrics
+
+
 def check_images(name: str, x: Tensor, cfg) -> None:
     if not isinstance(x, Tensor):
         raise TypeError(f"{name}: images must be a torch.Tensor, got {type(x).__name__}")
@@ -266,14 +274,7 @@ class DRAW(nn.Module):
 
     def loss(self, x: Tensor, generator: Optional[torch.Generator] = None) -> tuple[Tensor, dict[str, Tensor]]:
         """(mean negative lower bound over the batch, metrics in nats per image)."""
-        out = self(x, generator)
-        bound = out["recon"] + out["kl"]
-        metrics = {
-            "nll_bound": bound.detach().mean(),
-            "recon": out["recon"].detach().mean(),
-            "kl": out["kl"].detach().mean(),
-        }
-        return bound.mean(), metrics
+        return bound_and_metrics(self(x, generator))
 
     @torch.no_grad()
     def sample(
