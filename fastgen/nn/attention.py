@@ -5,7 +5,6 @@ for writing, to the patch), which is how DRAW uses them; or take the parameters 
 """
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from fastgen.ops.attention import attention_read, attention_write

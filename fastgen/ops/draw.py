@@ -9,7 +9,6 @@ computation. CPU only (float32, float64); not differentiable (sampling).
 """
 from __future__ import annotations
 
-import math
 
 import torch
 from torch import Tensor

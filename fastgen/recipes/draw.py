@@ -302,7 +302,7 @@ def nll_bound(model: nn.Module, kind: str, test: Split, seed: int = 0, batch_siz
         raise RecipeError("the test split is empty")
     was_training = model.training
     model.eval()
-    bounds, recons, kls = [], [], []
+    recons, kls = [], []
     try:
         for start in tqdm(range(0, n, batch_size), desc="test bound", unit="batch", leave=False,
                           disable=not progress):

@@ -24,7 +24,7 @@ def backends():
     if _extension.has_kernel("attention_read", "CUDA"):
         names.append("compiled")  # CUDA C++ kernels, or the Triton kernels registered in their place
     try:
-        import triton  # noqa: F401
+        import triton  # noqa: F401  (availability check)
 
         names.append("triton-direct")
     except ImportError:
