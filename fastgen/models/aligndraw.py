@@ -39,6 +39,7 @@ from fastgen.models.draw import (
     check_images,
     kl_normal,
     reconstruction_nll,
+    resolve_config,
     standard_noise,
 )
 
@@ -91,11 +92,7 @@ class AlignDRAW(nn.Module):
 
     def __init__(self, config: Optional[AlignDRAWConfig] = None, **overrides):
         super().__init__()
-        if config is None:
-            config = AlignDRAWConfig(**overrides)
-        elif overrides:
-            raise ValueError("AlignDRAW: pass an AlignDRAWConfig or keyword overrides, not both")
-        self.config = cfg = config
+        self.config = cfg = resolve_config("AlignDRAW", AlignDRAWConfig, config, overrides)
         C, H, W = cfg.channels, cfg.height, cfg.width
         lang_out = 2 * cfg.lang_size
         # caption encoder

@@ -180,6 +180,15 @@ def bound_and_metrics(out: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]
     return bound.mean(), metrics
 
 
+def resolve_config(name: str, config_cls, config, overrides: dict):
+    """The model's config: the one passed, or one built from keyword overrides (not both)."""
+    if config is None:
+        return config_cls(**overrides)
+    if overrides:
+        raise ValueError(f"{name}: pass a config ({config_cls.__name__}) or keyword overrides, not both")
+    return config
+
+
 def check_images(name: str, x: Tensor, cfg) -> None:
     if not isinstance(x, Tensor):
         raise TypeError(f"{name}: images must be a torch.Tensor, got {type(x).__name__}")
@@ -227,11 +236,7 @@ class DRAW(nn.Module):
 
     def __init__(self, config: Optional[DRAWConfig] = None, **overrides):
         super().__init__()
-        if config is None:
-            config = DRAWConfig(**overrides)
-        elif overrides:
-            raise ValueError("DRAW: pass a DRAWConfig or keyword overrides, not both")
-        self.config = cfg = config
+        self.config = cfg = resolve_config("DRAW", DRAWConfig, config, overrides)
         C, H, W = cfg.channels, cfg.height, cfg.width
         self.reader = Reader(cfg.read_N, C, H, W, cfg.dec_size)
         self.encoder = nn.LSTMCell(self.reader.out_size + cfg.dec_size, cfg.enc_size)

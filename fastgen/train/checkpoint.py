@@ -16,12 +16,12 @@ before it parses anything, so a truncated or corrupted file is reported by name.
 
 Saving is atomic with respect to crashes. :func:`save_checkpoint` of ``DIR``:
 
-1. writes every file into a fresh temporary folder ``.DIR.tmp-XXXX`` beside ``DIR`` (same file
+1. writes every file into a fresh temporary folder ``.DIR.tmp-<random suffix>`` beside ``DIR`` (same file
    system), fsyncs each file and then the folder;
 2. if ``DIR.old`` exists it is a leftover: when ``DIR`` also exists it is deleted, otherwise (an
    earlier save died between steps 3 and 4) it is renamed back to ``DIR`` first;
 3. renames ``DIR`` -> ``DIR.old`` (when ``DIR`` exists);
-4. renames ``.DIR.tmp-XXXX`` -> ``DIR`` and fsyncs the parent folder;
+4. renames that folder -> ``DIR`` and fsyncs the parent folder;
 5. deletes ``DIR.old``.
 
 A crash before step 3 leaves ``DIR`` untouched; between 3 and 4, ``DIR`` is missing and

@@ -35,6 +35,7 @@ else:
 
 from fastgen.reference import attention as ref  # noqa: E402
 from fastgen.triton import attention as kernels  # noqa: E402
+from tests.helpers import assert_rel_close  # noqa: E402
 
 
 class _Launchers:
@@ -90,12 +91,7 @@ def _errors(out: torch.Tensor, expected: torch.Tensor) -> tuple[float, float, fl
 
 
 def _check(name: str, out: torch.Tensor, expected: torch.Tensor, tol: float) -> None:
-    assert out.shape == expected.shape, f"{name}: shape {tuple(out.shape)} != {tuple(expected.shape)}"
-    assert torch.isfinite(out).all(), f"{name}: non-finite values in the Triton result"
-    mx, mean, rel = _errors(out, expected)
-    msg = f"{name}: max abs err {mx:.3e}, mean abs err {mean:.3e}, rel err {rel:.3e} (tol {tol:.1e})"
-    print(msg)
-    assert rel < tol, msg
+    assert_rel_close(out, expected, tol, name)
 
 
 def _params(B: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:

@@ -100,23 +100,23 @@ FASTGEN_INLINE void filter_row(T mu, T inv_two_var, int size, T* row) {
 //   dL/dlog(sigma^2) = sum_a dlogit (a - mu)^2 / (2 sigma^2)
 // Because the dlogits sum to 0, (a - mu) may be measured from the peak pixel m instead:
 //   sum dlogit (a - mu) = sum dlogit (a - m),  sum dlogit (a - mu)^2 = sum dlogit (a - m)^2 + 2 (m - mu) sum dlogit (a - m)
-// which avoids cancelling huge terms when mu lies far outside the image. Acc is the type of the
-// sums (the CPU kernels use double for float rows: the sums are O(size), the products O(size^2)).
-template <typename T, typename Acc = T>
+// which avoids cancelling huge terms when mu lies far outside the image. (The CPU kernels use a
+// vector form of this that sums in double.)
+template <typename T>
 FASTGEN_INLINE void filter_row_backward(const T* row, const T* grad_row, T mu, T inv_two_var, int size, T* grad_mu,
                                         T* grad_log_var) {
-  Acc dot = Acc(0);
-  for (int a = 0; a < size; ++a) dot += Acc(row[a]) * Acc(grad_row[a]);
-  const Acc m = Acc(filter_peak(mu, size));
-  Acc s1 = Acc(0), s2 = Acc(0);
+  T dot = T(0);
+  for (int a = 0; a < size; ++a) dot += row[a] * grad_row[a];
+  const T m = filter_peak(mu, size);
+  T s1 = T(0), s2 = T(0);
   for (int a = 0; a < size; ++a) {
-    const Acc dlogit = Acc(row[a]) * (Acc(grad_row[a]) - dot);
-    const Acc e = Acc(a + 1) - m;
+    const T dlogit = row[a] * (grad_row[a] - dot);
+    const T e = T(a + 1) - m;
     s1 += dlogit * e;
     s2 += dlogit * e * e;
   }
-  *grad_mu = T(Acc(2) * Acc(inv_two_var) * s1);
-  *grad_log_var = T(Acc(inv_two_var) * (s2 + Acc(2) * (m - Acc(mu)) * s1));
+  *grad_mu = T(2) * inv_two_var * s1;
+  *grad_log_var = inv_two_var * (s2 + T(2) * (m - mu) * s1);
 }
 
 // Accumulated gradients with respect to the window, reduced to the 5 raw parameters.
