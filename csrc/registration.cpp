@@ -15,6 +15,12 @@ TORCH_LIBRARY(fastgen, m) {
   // noise [T, B, Z] -> canvas logits c_T [B, C, H, W]. Weights as in fastgen.models.DRAW.
   m.def("draw_generate(Tensor noise, Tensor w_ih, Tensor w_hh, Tensor bias, Tensor w_patch, Tensor b_patch, "
         "Tensor w_window, Tensor b_window, int channels, int height, int width) -> Tensor");
+
+  // Cached WaveNet generation: n samples for every batch row in one call. The ring-buffer queues,
+  // positions and last tokens are the generation state (fastgen.ops.wavenet.WaveNetCache), advanced
+  // in place; weights are the packed list of csrc/cpu/wavenet_kernels.h. -> tokens [B, n]
+  m.def("wavenet_generate(Tensor(a!) queues, Tensor(b!) positions, Tensor(c!) last_tokens, Tensor[] weights, "
+        "int[] dilations, Tensor? cond, Tensor uniforms, Tensor lengths, float temperature) -> Tensor");
 }
 
 // An empty Python module: importing fastgen._C loads this library, which registers the ops above.

@@ -43,20 +43,6 @@ T sigmoid_scalar(T x) {
   return T(1) / (T(1) + std::exp(-x));
 }
 
-// Float: vector sigmoid/tanh from exp(-|x|) (never overflows); the scalar tail and double use libm.
-static inline Vec<float> vsigmoid(Vec<float> x) {
-  const Vec<float> ax = x < 0.0f ? -x : x;
-  const Vec<float> e = vexp_nonpositive(ax > 80.0f ? Vec<float>{} - 80.0f : -ax);
-  const Vec<float> inv = 1.0f / (1.0f + e);
-  return x >= 0.0f ? inv : e * inv;
-}
-static inline Vec<float> vtanh(Vec<float> x) {
-  const Vec<float> ax = x < 0.0f ? -x : x;
-  const Vec<float> e = vexp_nonpositive(ax > 40.0f ? Vec<float>{} - 80.0f : -2.0f * ax);
-  const Vec<float> t = (1.0f - e) / (1.0f + e);
-  return x < 0.0f ? -t : t;
-}
-
 // torch.nn.LSTMCell's update from pre-activation gates [i | f | g | o] (each D long).
 template <typename T>
 void lstm_update_scalar(int64_t j0, int64_t D, const T* gates, T* h, T* c) {

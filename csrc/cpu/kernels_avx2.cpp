@@ -5,3 +5,4 @@
 #define FASTGEN_CPU_CAPABILITY avx2
 #include "attention_kernels_impl.h"
 #include "draw_kernels_impl.h"
+#include "wavenet_kernels_impl.h"

@@ -2,3 +2,4 @@
 #define FASTGEN_CPU_CAPABILITY generic
 #include "attention_kernels_impl.h"
 #include "draw_kernels_impl.h"
+#include "wavenet_kernels_impl.h"

@@ -29,17 +29,16 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from fastgen.models.config_utils import check_positive_ints, resolve_config
 from fastgen.models.draw import (
     Reader,
     Writer,
     backend_context,
     bound_and_metrics,
     check_common_config,
-    check_positive_ints,
     check_images,
     kl_normal,
     reconstruction_nll,
-    resolve_config,
     standard_noise,
 )
 

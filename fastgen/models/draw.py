@@ -38,6 +38,7 @@ from torch import Tensor, nn
 from fastgen import _extension
 from fastgen.backend import BACKENDS, get_backend, use_backend
 from fastgen.nn.attention import GaussianRead, GaussianWrite
+from fastgen.models.config_utils import check_positive_ints, is_positive_int, resolve_config
 from fastgen.ops.draw import draw_generate
 
 LIKELIHOODS = ("bernoulli", "gaussian_fixed_var")
@@ -147,22 +148,11 @@ class Writer(nn.Module):
 # checks shared with AlignDRAW
 
 
-def _is_positive_int(value) -> bool:
-    return not isinstance(value, bool) and isinstance(value, int) and value >= 1
-
-
-def check_positive_ints(cfg, name: str, fields) -> None:
-    for field in fields:
-        value = getattr(cfg, field)
-        if not _is_positive_int(value):
-            raise ValueError(f"{name}: {field} must be a positive int, got {value!r}")
-
-
 def check_common_config(cfg, name: str) -> None:
     check_positive_ints(cfg, name, ("height", "width", "channels", "T", "z_size"))
     for field in ("read_N", "write_N"):
         value = getattr(cfg, field)
-        if value is not None and not _is_positive_int(value):
+        if value is not None and not is_positive_int(value):
             raise ValueError(f"{name}: {field} must be a positive int or None (no attention), got {value!r}")
     if cfg.likelihood not in LIKELIHOODS:
         raise ValueError(f"{name}: likelihood must be one of {', '.join(LIKELIHOODS)}, got {cfg.likelihood!r}")
@@ -178,15 +168,6 @@ def bound_and_metrics(out: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]
     metrics = {"nll_bound": bound.detach().mean(), "recon": out["recon"].detach().mean(),
                "kl": out["kl"].detach().mean()}
     return bound.mean(), metrics
-
-
-def resolve_config(name: str, config_cls, config, overrides: dict):
-    """The model's config: the one passed, or one built from keyword overrides (not both)."""
-    if config is None:
-        return config_cls(**overrides)
-    if overrides:
-        raise ValueError(f"{name}: pass a config ({config_cls.__name__}) or keyword overrides, not both")
-    return config
 
 
 def check_images(name: str, x: Tensor, cfg) -> None:

@@ -188,5 +188,19 @@ static inline Vec<float> vexp_nonpositive(Vec<float> x) {
   return p * scale;
 }
 
+// Float sigmoid and tanh from exp(-|x|), which never overflows.
+static inline Vec<float> vsigmoid(Vec<float> x) {
+  const Vec<float> ax = x < 0.0f ? -x : x;
+  const Vec<float> e = vexp_nonpositive(ax > 80.0f ? Vec<float>{} - 80.0f : -ax);
+  const Vec<float> inv = 1.0f / (1.0f + e);
+  return x >= 0.0f ? inv : e * inv;
+}
+static inline Vec<float> vtanh(Vec<float> x) {
+  const Vec<float> ax = x < 0.0f ? -x : x;
+  const Vec<float> e = vexp_nonpositive(ax > 40.0f ? Vec<float>{} - 80.0f : -2.0f * ax);
+  const Vec<float> t = (1.0f - e) / (1.0f + e);
+  return x < 0.0f ? -t : t;
+}
+
 }  // namespace cpu
 }  // namespace fastgen
