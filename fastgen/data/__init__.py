@@ -3,6 +3,17 @@
 Every loader raises :class:`DataError` (a ValueError) for missing or malformed data, with a message
 naming the file and the problem and, for a missing data set, what to install.
 """
+from .audio import (
+    AUDIO_EXTENSIONS,
+    frames_for,
+    log_mel_spectrogram,
+    mel_filterbank,
+    mu_law_decode,
+    mu_law_encode,
+    read_wav,
+    resample,
+    write_wav,
+)
 from .binarize import BINARIZATION_MODES, BinarizedImages, binarization_protocol, binarize
 from .captions import (
     TEMPLATES,
@@ -23,8 +34,20 @@ from .mnist import (
     load_mnist,
     load_mnist_subset,
 )
+from .speech import (
+    SpeechBatch,
+    SpeechDataset,
+    UnigramBaseline,
+    Utterance,
+    VOICES,
+    Voice,
+    load_wav_folder,
+    synthesize_corpus,
+    unigram_baseline,
+)
 
 __all__ = [
+    "AUDIO_EXTENSIONS",
     "BINARIZATION_MODES",
     "BinarizedImages",
     "DATASETS",
@@ -32,19 +55,36 @@ __all__ = [
     "FASHION_MNIST_CLASSES",
     "FASHION_MNIST_ROOT",
     "MnistCaptions",
+    "SpeechBatch",
+    "SpeechDataset",
     "TEMPLATES",
+    "UnigramBaseline",
+    "Utterance",
     "VOCABULARY",
+    "VOICES",
+    "Voice",
     "binarization_protocol",
     "binarize",
     "decode_tokens",
     "download",
     "encode_caption",
     "ensure_mnist",
+    "frames_for",
     "heldout_combinations",
     "load_fashion_mnist",
     "load_mnist",
     "load_mnist_subset",
+    "load_wav_folder",
+    "log_mel_spectrogram",
+    "mel_filterbank",
+    "mu_law_decode",
+    "mu_law_encode",
     "parse_caption",
     "read_idx",
+    "read_wav",
+    "resample",
+    "synthesize_corpus",
+    "unigram_baseline",
     "write_idx",
+    "write_wav",
 ]
