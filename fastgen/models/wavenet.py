@@ -199,19 +199,20 @@ class WaveNet(nn.Module):
                 h = h + self.residuals[l](a)
         return self.head2(F.relu(self.head1(F.relu(skip))))
 
-    def forward(self, tokens: Tensor, speaker: Optional[Tensor] = None, features: Optional[Tensor] = None) -> Tensor:
+    def forward(self, tokens: Tensor, speaker: Optional[Tensor] = None, features: Optional[Tensor] = None,
+                feature_offset: int = 0) -> Tensor:
         """Logits [B, classes, T] for inputs tokens [B, T] (mu-law ints): position t predicts x_{t+1}.
 
-        features [B, cond_channels, frames] give position t the upsampled frame vector at t (frames *
-        hop_length >= T); speaker [B] the global conditioning.
+        features [B, cond_channels, frames] (one frame per hop_length samples) give position t the
+        upsampled feature vector of sample t + feature_offset; speaker [B] the global conditioning.
         """
         self.check_tokens(tokens, "WaveNet.forward")
         B, T = tokens.shape
-        self.check_conditioning(B, T, speaker, features, "WaveNet.forward")
+        self.check_conditioning(B, T + feature_offset, speaker, features, "WaveNet.forward")
         cfg = self.config
         R2 = 2 * cfg.residual_channels
         g = self.speaker_proj(self.speaker_embed(speaker))[:, :, None] if cfg.speakers else None
-        up = self.upsample_features(features)[:, :, :T] if cfg.cond_channels else None
+        up = self.upsample_features(features)[:, :, feature_offset:feature_offset + T] if cfg.cond_channels else None
 
         def layer_cond(l: int) -> Optional[Tensor]:
             # Project per layer (a slice of cond_proj) so [B, L*2R, T] is never materialised.
@@ -236,13 +237,14 @@ class WaveNet(nn.Module):
 
     def loss(self, tokens: Tensor, speaker: Optional[Tensor] = None,
              features: Optional[Tensor] = None) -> tuple[Tensor, dict[str, Tensor]]:
-        """Teacher-forced cross-entropy of tokens[:, 1:] given tokens[:, :-1] (features, when given,
-        cover the predicted samples tokens[:, 1:]). Returns (mean nats per sample, metrics with
-        bits_per_sample)."""
+        """Teacher-forced cross-entropy of tokens[:, 1:] given tokens[:, :-1]. features, when given,
+        cover the whole crop tokens[:, :] (frame f = samples f*hop .. (f+1)*hop - 1, as
+        fastgen.data.SpeechDataset.crops gives them); the prediction of sample s uses its feature
+        vector. Returns (mean nats per sample, metrics with bits_per_sample)."""
         self.check_tokens(tokens, "WaveNet.loss")
         if tokens.shape[1] < 2:
             raise ValueError(f"WaveNet.loss: need at least 2 tokens per row, got {tokens.shape[1]}")
-        logits = self(tokens[:, :-1], speaker, features)
+        logits = self(tokens[:, :-1], speaker, features, feature_offset=1)
         nats = F.cross_entropy(logits, tokens[:, 1:].long())
         return nats, {"nats_per_sample": nats.detach(), "bits_per_sample": nats.detach() / math.log(2)}
 
@@ -278,9 +280,12 @@ class WaveNet(nn.Module):
 
 
 def loss_fn(model: WaveNet, batch, generator: Optional[torch.Generator]) -> tuple[Tensor, dict[str, Tensor]]:
-    """fastgen.train contract: batch = tokens [B, T+1], or a dict with "tokens" and optionally
-    "speaker" [B] and "features" [B, C, frames] covering tokens[:, 1:]. No noise is drawn."""
+    """fastgen.train contract: batch = tokens [B, T+1], or a fastgen.data.SpeechBatch / dict with
+    tokens, and speakers / mels when the model is conditioned on them. No noise is drawn."""
     del generator
-    if isinstance(batch, dict):
-        return model.loss(batch["tokens"], batch.get("speaker"), batch.get("features"))
-    return model.loss(batch)
+    if isinstance(batch, Tensor):
+        return model.loss(batch)
+    get = batch.get if isinstance(batch, dict) else lambda name: getattr(batch, name, None)
+    cfg = model.config
+    return model.loss(get("tokens"), get("speakers") if cfg.speakers else None,
+                      get("mels") if cfg.cond_channels else None)
