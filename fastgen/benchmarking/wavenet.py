@@ -1,0 +1,137 @@
+"""Benchmark of WaveNet generation: samples per second of every path, side by side in one run.
+
+Paths: naive (full recomputation over the receptive field per sample, timed at steady state with a
+full receptive field of history), reference (Paine et al.'s
+queues in plain PyTorch), fastgen cpu (the C++ kernel; float32 weights, and bfloat16 weights), at
+batch 1 on 1 thread and batch 16 on 2 threads, for two model sizes:
+  R=64, S=128, 20 layers (2 stacks of 10), 256 classes  (the issue's target model)
+  R=128, S=256, 30 layers (3 stacks of 10), 256 classes
+Floor per generation step: the weight set streamed once (bytes at the measured cache bandwidth,
+the limit at batch 1) or the FLOPs at the measured matmul rate (the limit for large batches),
+whichever is slower. Real-time factor = samples/s per row / 16,000.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+
+import torch
+
+from fastgen.benchmarking.timing import TimingConfig, machine_line, measure_floors, threads, time_call
+from fastgen.models import WaveNet, WaveNetConfig
+from fastgen.reference import wavenet as reference
+
+SAMPLE_RATE = 16_000
+MODELS = {
+    "R64 S128 L20": WaveNetConfig(),
+    "R128 S256 L30": WaveNetConfig(residual_channels=128, skip_channels=256, stacks=3),
+}
+# (batch, threads) settings and the samples generated per timed call for each path.
+SETTINGS = ((1, 1), (16, 2))
+SAMPLES_PER_CALL = {"naive": 8, "reference": 200, "cpu": 4000, "cpu bf16": 4000}
+QUICK_SAMPLES_PER_CALL = {"naive": 3, "reference": 50, "cpu": 800, "cpu bf16": 800}
+
+
+@dataclass(frozen=True)
+class WorkPerSample:
+    macs: int          # multiply-adds of one generation step of one row
+    weight_values: int  # weight values read once per step (shared by the rows of a batch)
+
+    @classmethod
+    def of(cls, cfg: WaveNetConfig) -> "WorkPerSample":
+        R, S, H, C, L, k = (cfg.residual_channels, cfg.skip_channels, cfg.head_channels, cfg.classes, cfg.layers,
+                            cfg.kernel_size)
+        macs = L * (k * R * 2 * R + R * S) + (L - 1) * R * R + S * H + H * C
+        biases = L * 2 * R + (L - 1) * R + S + H + C
+        return cls(macs=macs, weight_values=macs + biases)
+
+
+def _naive_steps(model: WaveNet, batch: int, n: int):
+    """n steps of the naive path at steady state: each a forward over a full receptive field of
+    inputs (generate(backend="naive") from silence starts with short histories, so timing it would
+    flatter the definition)."""
+    gen = torch.Generator().manual_seed(0)
+    window = torch.randint(0, model.config.classes, (batch, model.config.receptive_field), generator=gen)
+
+    def run():
+        with torch.no_grad():
+            for _ in range(n):
+                logits = model.logits_from(window, lambda l: None)[:, :, -1]
+                reference.sample_tokens(logits, torch.rand(batch, generator=gen), 1.0)
+    return run
+
+
+def _path_call(model: WaveNet, path: str, batch: int, n: int):
+    if path == "naive":
+        return _naive_steps(model, batch, n)
+    if path == "reference":
+        return lambda: model.generate(n, batch, backend=path, seed=0)
+    dtype = torch.bfloat16 if path == "cpu bf16" else torch.float32
+    cache = model.allocate_cache(batch, weight_dtype=dtype, seed=0)
+    return lambda: model.generate(n, cache=cache, backend="cpu")
+
+
+def wavenet_results(quick: bool = False, models: dict[str, WaveNetConfig] | None = None,
+                    settings=SETTINGS, paths=tuple(SAMPLES_PER_CALL)) -> tuple[list[dict], object]:
+    """One row per (model, batch, threads, path): samples/s, floor, and the work per sample."""
+    per_call = QUICK_SAMPLES_PER_CALL if quick else SAMPLES_PER_CALL
+    timing = TimingConfig(warmup=1, warmup_time=0.0, min_repeats=3 if quick else 5, min_time=0.2 if quick else 1.0)
+    floors = measure_floors(sorted({t for _, t in settings}), quick=quick)
+    rows = []
+    for name, cfg in (models or MODELS).items():
+        torch.manual_seed(0)
+        model = WaveNet(cfg).eval()
+        work = WorkPerSample.of(cfg)
+        for batch, n_threads in settings:
+            with threads(n_threads):
+                for path in paths:
+                    if path == "naive" and batch > 1:
+                        continue  # ~1000x slower than the cached paths; batch 1 makes the point
+                    n = per_call[path]
+                    result = time_call(_path_call(model, path, batch, n), timing)
+                    bytes_per_value = 2 if path == "cpu bf16" else 4
+                    step_bytes = work.weight_values * bytes_per_value
+                    floor_step = max(2 * work.macs * batch / floors.flops_per_s(n_threads),
+                                     step_bytes / floors.bytes_per_s(n_threads, step_bytes))
+                    rows.append({
+                        "model": name, "batch": batch, "threads": n_threads, "path": path,
+                        "samples_per_s": batch * n / result.median,
+                        "floor_samples_per_s": batch / floor_step,
+                        "mflop_per_sample": 2 * work.macs / 1e6,
+                        "weight_mb": step_bytes / 1e6,
+                        "other_load": result.other_load,
+                    })
+    return rows, floors
+
+
+def format_wavenet_markdown(rows: list[dict], floors) -> str:
+    lines = [
+        "# WaveNet generation benchmark",
+        "",
+        f"- Machine: {machine_line()}",
+        f"- Floors: {floors.describe()}",
+        f"- Date: {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
+        "- samples/s = all rows together; real time = samples/s per row / 16,000 (>= 1 is real time at 16 kHz);",
+        "  speedup vs the reference queue path in the same setting; % of floor = measured / floor rate.",
+        "",
+        "| model | batch | threads | path | samples/s | real time × | speedup vs reference | MFLOP/sample | "
+        "weights MB/step | floor samples/s | % of floor |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    base = {(r["model"], r["batch"], r["threads"]): r["samples_per_s"] for r in rows if r["path"] == "reference"}
+    for r in rows:
+        ref = base.get((r["model"], r["batch"], r["threads"]))
+        speedup = f"{r['samples_per_s'] / ref:.1f}×" if ref else ""
+        load = " (busy machine)" if r["other_load"] is not None and r["other_load"] > 0.25 else ""
+        lines.append(
+            f"| {r['model']} | {r['batch']} | {r['threads']} | {r['path']}{load} | {r['samples_per_s']:,.0f} | "
+            f"{r['samples_per_s'] / r['batch'] / SAMPLE_RATE:.3f} | {speedup} | {r['mflop_per_sample']:.2f} | "
+            f"{r['weight_mb']:.2f} | {r['floor_samples_per_s']:,.0f} | "
+            f"{100 * r['samples_per_s'] / r['floor_samples_per_s']:.0f}% |")
+    return "\n".join(lines) + "\n"
+
+
+def run_wavenet_benchmark(threads: tuple[int, ...] = (1, 2), quick: bool = False) -> str:
+    """The markdown table of `fastgen bench wavenet`: batch 1 on 1 thread, batch 16 on the most threads."""
+    settings = ((1, 1), (16, max(threads)))
+    return format_wavenet_markdown(*wavenet_results(quick, settings=settings))

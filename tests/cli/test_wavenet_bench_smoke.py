@@ -1,0 +1,25 @@
+"""Smoke test of the WaveNet generation benchmark (tiny model, few repeats; no speed assertions)."""
+import pytest
+
+import fastgen
+from fastgen.benchmarking.wavenet import WorkPerSample, format_wavenet_markdown, wavenet_results
+from fastgen.models import WaveNetConfig
+
+pytestmark = pytest.mark.skipif(not fastgen._extension.available(), reason="fastgen._C not built")
+
+
+def test_work_count_of_the_issue_model():
+    work = WorkPerSample.of(WaveNetConfig())
+    # 20 layers x (2*64*128 gate + 64*128 skip) + 19 x 64*64 residual + 128*128 + 128*256 head
+    assert work.macs == 20 * (2 * 64 * 128 + 64 * 128) + 19 * 64 * 64 + 128 * 128 + 128 * 256
+    assert 2.4e6 < 4 * work.weight_values < 2.6e6  # "~2.5 MB weight set" in float32
+
+
+def test_wavenet_benchmark_rows_and_table():
+    tiny = WaveNetConfig(residual_channels=8, skip_channels=16, layers_per_stack=3, stacks=1, classes=16)
+    rows, floors = wavenet_results(quick=True, models={"tiny": tiny}, settings=((1, 1), (2, 1)))
+    assert {(r["batch"], r["path"]) for r in rows} == {
+        (1, "naive"), (1, "reference"), (1, "cpu"), (1, "cpu bf16"), (2, "reference"), (2, "cpu"), (2, "cpu bf16")}
+    assert all(r["samples_per_s"] > 0 and r["floor_samples_per_s"] > 0 for r in rows)
+    table = format_wavenet_markdown(rows, floors)
+    assert "| tiny | 1 | 1 | cpu" in table and "real time" in table
