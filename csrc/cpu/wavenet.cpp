@@ -60,6 +60,11 @@ at::Tensor wavenet_generate(at::Tensor& queues, at::Tensor& positions, at::Tenso
   const int64_t Rp = pad8(R), Sp = pad8(S), Hp = pad8(H), Cp = pad8(C);
   const at::ScalarType wt = weights[kGateW].scalar_type();
   TORCH_CHECK(wt == at::kFloat || wt == at::kBFloat16, "wavenet_generate: weight matrices must be float32 or bfloat16, got ", wt);
+  // bfloat16 matrices interleave row pairs (csrc/cpu/wavenet_kernels_impl.h, tile()), so every
+  // input width must be even.
+  TORCH_CHECK(wt == at::kFloat || (R % 2 == 0 && S % 2 == 0 && H % 2 == 0),
+              "wavenet_generate: bfloat16 weights need even residual, skip and head widths, got R=", R, " S=", S,
+              " H=", H);
   const std::vector<int64_t> shapes[kNumWeights] = {
       {C, Rp}, {L, k * R, 2 * Rp}, {L, 2 * Rp}, {L - 1, R, Rp}, {L - 1, Rp}, {L, R, Sp}, {Sp}, {S, Hp}, {Hp}, {H, Cp}, {Cp}};
   for (int i = 0; i < kNumWeights; ++i) {

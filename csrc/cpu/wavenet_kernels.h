@@ -4,7 +4,9 @@
 // (kernels_generic.cpp, kernels_avx2.cpp).
 //
 // Packed layout (fastgen.ops.wavenet.pack_weights writes it; widths padded to multiples of 8 with
-// zeros: Rp = pad8(R) etc.; W is float or bfloat16 bits, biases and the embedding are float):
+// zeros: Rp = pad8(R) etc.; W is float or bfloat16 bits, biases and the embedding are float;
+// bfloat16 matrices store row pairs interleaved: element (k, p) of an even k and (k+1, p) share one
+// 32-bit word, low half first, which needs even R, S and H):
 //   embed   [C][Rp]            gate_w [L][k*R][2*Rp]  rows j*R+i = tap j (input (k-1-j)*d back), channel i;
 //   gate_b  [L][2*Rp]          columns [tanh half | pad | sigmoid half | pad]
 //   res_w   [L-1][R][Rp]       res_b  [L-1][Rp]

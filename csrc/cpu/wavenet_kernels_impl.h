@@ -20,26 +20,18 @@ namespace {
 
 using wavenet::pad8;
 
-// Eight weights as floats: plain loads, or bfloat16 bits widened (a bf16 is the top half of a float).
-static inline Vec<float> load8(const float* p) { return vload(p); }
-static inline Vec<float> load8(const uint16_t* p) {
-  typedef uint16_t Half8 __attribute__((vector_size(16), aligned(2)));
-  typedef uint32_t Word8 __attribute__((vector_size(32)));
-  const Word8 bits = __builtin_convertvector(*reinterpret_cast<const Half8*>(p), Word8) << 16;
-  Vec<float> out;
-  std::memcpy(&out, &bits, sizeof(out));
-  return out;
-}
-
-// C[MR, NV*8] += A[MR, K] . B[K, NV*8] with the accumulators in registers.
-template <int MR, int NV, typename W>
-static inline void tile(int64_t K, const float* A, int64_t lda, const W* B, int64_t ldb, float* C, int64_t ldc) {
+// C[MR, NV*8] += A[MR, K] . B[K, NV*8] with the accumulators in registers. Float weights are plain
+// rows; bfloat16 weights come in row pairs interleaved per column (one 32-bit word = row k in its low
+// half, row k+1 in its high half; K even), so one 32-byte load widens to two float
+// vectors with a shift and a mask (a bfloat16 is the top half of a float).
+template <int MR, int NV>
+static inline void tile(int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc) {
   Vec<float> acc[MR][NV];
   for (int r = 0; r < MR; ++r)
     for (int v = 0; v < NV; ++v) acc[r][v] = vload(C + r * ldc + v * 8);
   for (int64_t k = 0; k < K; ++k) {
     Vec<float> b[NV];
-    for (int v = 0; v < NV; ++v) b[v] = load8(B + k * ldb + v * 8);
+    for (int v = 0; v < NV; ++v) b[v] = vload(B + k * ldb + v * 8);
     for (int r = 0; r < MR; ++r) {
       const float a = A[r * lda + k];
       for (int v = 0; v < NV; ++v) acc[r][v] += a * b[v];
@@ -49,12 +41,40 @@ static inline void tile(int64_t K, const float* A, int64_t lda, const W* B, int6
     for (int v = 0; v < NV; ++v) vstore(C + r * ldc + v * 8, acc[r][v]);
 }
 
+template <int MR, int NV>
+static inline void tile(int64_t K, const float* A, int64_t lda, const uint16_t* B, int64_t ldb, float* C,
+                        int64_t ldc) {
+  typedef uint32_t Word8 __attribute__((vector_size(32), aligned(4)));
+  Vec<float> acc[MR][NV];
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = vload(C + r * ldc + v * 8);
+  for (int64_t k = 0; k < K; k += 2) {  // K is even (the binding checks it)
+    Vec<float> lo[NV], hi[NV];
+    for (int v = 0; v < NV; ++v) {
+      const Word8 w = *reinterpret_cast<const Word8*>(B + k * ldb + v * 16);
+      const Word8 l = w << 16, h = w & 0xFFFF0000u;
+      std::memcpy(&lo[v], &l, sizeof(l));
+      std::memcpy(&hi[v], &h, sizeof(h));
+    }
+    for (int r = 0; r < MR; ++r) {
+      const float a0 = A[r * lda + k], a1 = A[r * lda + k + 1];
+      for (int v = 0; v < NV; ++v) acc[r][v] += a0 * lo[v] + a1 * hi[v];
+    }
+  }
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < NV; ++v) vstore(C + r * ldc + v * 8, acc[r][v]);
+}
+
+// Column p of a weight matrix (bfloat16 columns are word pairs).
+static inline const float* column(const float* B, int64_t p) { return B + p; }
+static inline const uint16_t* column(const uint16_t* B, int64_t p) { return B + 2 * p; }
+
 template <int MR, int NV, typename W>
 static inline void tile_columns(int64_t K, int64_t P, const float* A, int64_t lda, const W* B, int64_t ldb, float* C,
                                 int64_t ldc) {
   int64_t p = 0;
-  for (; p + NV * 8 <= P; p += NV * 8) tile<MR, NV>(K, A, lda, B + p, ldb, C + p, ldc);
-  for (; p < P; p += 8) tile<MR, 1>(K, A, lda, B + p, ldb, C + p, ldc);
+  for (; p + NV * 8 <= P; p += NV * 8) tile<MR, NV>(K, A, lda, column(B, p), ldb, C + p, ldc);
+  for (; p < P; p += 8) tile<MR, 1>(K, A, lda, column(B, p), ldb, C + p, ldc);
 }
 
 // C[M, P] += A[M, K] . B[K, P]; P, ldb and ldc multiples of 8. Few rows get wide tiles (8 to 12

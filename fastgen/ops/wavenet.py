@@ -56,21 +56,31 @@ def _pad_gate_columns(t: Tensor, R: int) -> Tensor:
 @torch.no_grad()
 def pack_weights(model, weight_dtype: torch.dtype = torch.float32) -> list[Tensor]:
     """The model's weights in the kernels' layout (csrc/cpu/wavenet_kernels.h): input-major
-    matrices with output widths padded to multiples of 8, skip biases summed over layers."""
+    matrices with output widths padded to multiples of 8, skip biases summed over layers; bfloat16
+    matrices with their row pairs interleaved per column."""
     if weight_dtype not in WEIGHT_DTYPES:
         raise ValueError(f"wavenet: weight_dtype must be torch.float32 or torch.bfloat16, got {weight_dtype}")
     cfg = model.config
     R, S, H, C, L, k = (cfg.residual_channels, cfg.skip_channels, cfg.head_channels, cfg.classes, cfg.layers,
                         cfg.kernel_size)
+    if weight_dtype == torch.bfloat16 and (R % 2 or S % 2 or H % 2):
+        raise ValueError(f"wavenet: bfloat16 weights need even residual, skip and head widths, got {R}, {S}, {H}")
     Rp = pad8(R)
     f32 = dict(dtype=torch.float32)
 
+    def to_kernel(w: Tensor) -> Tensor:
+        """[..., K, P] float -> the kernel's dtype; bfloat16 interleaves row pairs (k, k+1) per column."""
+        if weight_dtype == torch.float32:
+            return w.contiguous()
+        K, P = w.shape[-2:]
+        return w.unflatten(-2, (K // 2, 2)).transpose(-1, -2).reshape(w.shape).to(weight_dtype).contiguous()
+
     def matrix(w: Tensor, width: int) -> Tensor:  # [out, in] -> [in, pad8(out)]
-        return _pad_last(w.t().to(**f32), width).to(weight_dtype).contiguous()
+        return to_kernel(_pad_last(w.t().to(**f32), width))
 
     # gate weight [2R, R, k] -> rows j*R + i (tap j, input channel i), padded gate columns.
-    gate_w = torch.stack([_pad_gate_columns(g.weight.permute(2, 1, 0).reshape(k * R, 2 * R).to(**f32), R)
-                          for g in model.gates]).to(weight_dtype).contiguous()
+    gate_w = to_kernel(torch.stack([_pad_gate_columns(g.weight.permute(2, 1, 0).reshape(k * R, 2 * R).to(**f32), R)
+                                    for g in model.gates]))
     gate_b = torch.stack([_pad_gate_columns(g.bias.to(**f32), R) for g in model.gates]).contiguous()
     ref = model.embed.weight
     if L > 1:
