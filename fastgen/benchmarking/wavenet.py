@@ -61,7 +61,7 @@ def _naive_steps(model: WaveNet, batch: int, n: int):
     return run
 
 
-def _path_call(model: WaveNet, path: str, batch: int, n: int):
+def path_call(model: WaveNet, path: str, batch: int, n: int):
     if path == "naive":
         return _naive_steps(model, batch, n)
     if path == "reference":
@@ -88,7 +88,7 @@ def wavenet_results(quick: bool = False, models: dict[str, WaveNetConfig] | None
                     if path == "naive" and batch > 1:
                         continue  # ~1000x slower than the cached paths; batch 1 makes the point
                     n = per_call[path]
-                    result = time_call(_path_call(model, path, batch, n), timing)
+                    result = time_call(path_call(model, path, batch, n), timing)
                     bytes_per_value = 2 if path == "cpu bf16" else 4
                     step_bytes = work.weight_values * bytes_per_value
                     floor_step = max(2 * work.macs * batch / floors.flops_per_s(n_threads),
