@@ -9,13 +9,20 @@ batch 1 on 1 thread and batch 16 on 2 threads, for two model sizes:
 Floor per generation step: the weight set streamed once (bytes at the measured cache bandwidth,
 the limit at batch 1) or the FLOPs at the measured matmul rate (the limit for large batches),
 whichever is slower. Real-time factor = samples/s per row / 16,000.
+
+Training runs the dilated causal convolution with F.conv1d (oneDNN); causal_conv_results measures it
+beside two matmul formulations, which is how the model's choice was made.
 """
 from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass
 
+from typing import Callable
+
 import torch
+import torch.nn.functional as F
+from torch import Tensor
 
 from fastgen.benchmarking.timing import TimingConfig, machine_line, measure_floors, threads, time_call
 from fastgen.models import WaveNet, WaveNetConfig
@@ -104,6 +111,54 @@ def wavenet_results(quick: bool = False, models: dict[str, WaveNetConfig] | None
     return rows, floors
 
 
+# --- training: the dilated causal convolution -----------------------------------------------------
+
+def _causal_conv_variants(x: Tensor, w: Tensor, b: Tensor, d: int) -> dict[str, Callable[[], Tensor]]:
+    """Three ways to compute one kernel-2 dilated causal convolution [B, R, T] -> [B, 2R, T]."""
+    B, _, T = x.shape
+
+    def conv1d():
+        return F.conv1d(F.pad(x, (d, 0)), w, b, dilation=d)
+
+    def two_matmuls():
+        shifted = F.pad(x, (d, 0))[:, :, :T]
+        return torch.baddbmm(b[None, :, None].expand(B, -1, -1), w[:, :, 0].expand(B, -1, -1), shifted) + w[:, :, 1] @ x
+
+    def stacked_linear():
+        xt = F.pad(x, (d, 0)).transpose(1, 2)
+        taps = torch.cat([xt[:, :T], xt[:, d:]], dim=2)
+        return F.linear(taps, w.permute(0, 2, 1).reshape(w.shape[0], -1), b).transpose(1, 2)
+
+    return {"F.conv1d": conv1d, "two matmuls": two_matmuls, "stacked taps, one linear": stacked_linear}
+
+
+def causal_conv_results(quick: bool = False, batch: int = 8, residual: int = 64, length: int = 4096,
+                        dilation: int = 64) -> tuple[list[dict], float]:
+    """Forward+backward time of each formulation of WaveNet's training convolution, 1 thread."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, residual, length, generator=gen, requires_grad=True)
+    w = torch.randn(2 * residual, residual, 2, generator=gen, requires_grad=True)
+    b = torch.randn(2 * residual, generator=gen, requires_grad=True)
+    timing = TimingConfig(warmup=2, warmup_time=0.0, min_repeats=5 if quick else 15, min_time=0.2 if quick else 1.0)
+    flops = 3 * 2 * batch * length * (2 * residual) * (2 * residual)  # forward + two backward products
+    rows = []
+    with threads(1):
+        gflops = measure_floors((1,), quick=True).matmul_gflops_per_thread
+        for name, fn in _causal_conv_variants(x, w, b, dilation).items():
+            result = time_call(lambda: fn().sum().backward(), timing)
+            rows.append({"variant": name, "ms": result.median * 1e3, "gflops": flops / result.median / 1e9})
+    return rows, gflops
+
+
+def format_causal_conv_markdown(rows: list[dict], peak_gflops: float) -> str:
+    lines = ["## Training: dilated causal convolution (B=8, R=64, T=4096, d=64, kernel 2), forward+backward, 1 thread",
+             "", f"Matmul peak measured in the same run: {peak_gflops:.1f} GFLOP/s.", "",
+             "| formulation | ms | GFLOP/s | % of matmul peak |", "|---|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['variant']} | {r['ms']:.2f} | {r['gflops']:.1f} | {100 * r['gflops'] / peak_gflops:.0f}% |")
+    return "\n".join(lines) + "\n"
+
+
 def format_wavenet_markdown(rows: list[dict], floors) -> str:
     lines = [
         "# WaveNet generation benchmark",
@@ -134,4 +189,5 @@ def format_wavenet_markdown(rows: list[dict], floors) -> str:
 def run_wavenet_benchmark(threads: tuple[int, ...] = (1, 2), quick: bool = False) -> str:
     """The markdown table of `fastgen bench wavenet`: batch 1 on 1 thread, batch 16 on the most threads."""
     settings = ((1, 1), (16, max(threads)))
-    return format_wavenet_markdown(*wavenet_results(quick, settings=settings))
+    return (format_wavenet_markdown(*wavenet_results(quick, settings=settings)) + "\n"
+            + format_causal_conv_markdown(*causal_conv_results(quick)))

@@ -23,3 +23,14 @@ def test_wavenet_benchmark_rows_and_table():
     assert all(r["samples_per_s"] > 0 and r["floor_samples_per_s"] > 0 for r in rows)
     table = format_wavenet_markdown(rows, floors)
     assert "| tiny | 1 | 1 | cpu" in table and "real time" in table
+
+
+def test_causal_conv_formulations_agree():
+    import torch
+
+    from fastgen.benchmarking.wavenet import _causal_conv_variants
+
+    gen = torch.Generator().manual_seed(0)
+    x, w, b = torch.randn(2, 6, 40, generator=gen), torch.randn(12, 6, 2, generator=gen), torch.randn(12, generator=gen)
+    outs = [fn() for fn in _causal_conv_variants(x, w, b, d=4).values()]
+    assert all(o.shape == (2, 12, 40) and torch.allclose(o, outs[0], atol=1e-5) for o in outs)
