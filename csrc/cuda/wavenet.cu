@@ -2,7 +2,12 @@
 //
 // NOT YET RUN ON HARDWARE: written and compile-checked (nvcc, sm_80 and sm_90) on a machine without a
 // GPU. tests/gpu/test_wavenet_gpu.py compares it with the CPU kernel and the plain-PyTorch reference
-// token for token; run it where a GPU exists before trusting this file.
+// token for token; run it where a GPU exists before trusting this file. What was checked without a GPU:
+// this kernel's source, compiled verbatim as host C++ against an emulation of the CUDA runtime (one
+// std::thread per CUDA thread, std::barrier for __syncthreads and the warp intrinsics, poisoned shared
+// memory), gave the CPU kernel's tokens and cache state and passed tests/gpu/test_wavenet_gpu.py's
+// logic (fp32/bf16, both weight placements, k = 2 and 3, conditioning, streaming, lengths). That says
+// nothing about CUDA-only faults (memory-model surprises, launch configuration, performance).
 //
 // Shape of the work (the baseline of NVIDIA's nv-wavenet "persistent" design):
 // - One launch generates all n samples: one thread block per batch row (rows are independent, so
@@ -45,11 +50,6 @@ constexpr int kThreads = kWaveNetThreads;
 constexpr int kWarp = 32;
 constexpr unsigned kFullMask = 0xffffffffu;
 static_assert(kThreads % kWarp == 0 && kThreads >= kWarp, "whole warps, at least one");
-
-// Weights as floats: plain loads, or bfloat16 bits widened exactly (a bf16 is the top half of a
-// float), the same conversion the CPU kernel's load8 makes.
-__device__ __forceinline__ float widen(float v) { return v; }
-__device__ __forceinline__ float widen(uint16_t bits) { return __uint_as_float(uint32_t(bits) << 16); }
 
 // Sizes of one call, padded like the packed layout.
 struct Dims {
@@ -144,22 +144,55 @@ __device__ const T* stage(const T* __restrict__ src, int64_t count, unsigned cha
   return dst;
 }
 
-// partial[s*P + c] = (s == 0 ? init(c) : 0) + sum over input rows r of split s of in(r) * w_c[r * ld],
-// where col(c, ld) returns column c's first weight and sets its row stride ld. Fused multiply-adds
-// in row order, like the CPU kernel's tiles.
+// Column c of a packed weight matrix: element (r, c) of a float matrix is base[r * ld + c]; a bfloat16
+// matrix stores row pairs interleaved per column (csrc/cpu/wavenet_kernels.h): the 32-bit word
+// (r / 2) * ld + c holds row r (even) in its low half and row r + 1 in its high half.
+template <typename W>
+struct Column {
+  const W* base;  // the matrix (one layer's), not the column
+  int64_t ld;     // padded output width P of the matrix
+  int c;          // column within the matrix
+};
+
+// Input rows a split covers come in multiples of this (bfloat16: whole row pairs).
+template <typename W> struct RowGrain { static constexpr int value = 1; };
+template <> struct RowGrain<uint16_t> { static constexpr int value = 2; };
+
+// acc + sum over rows r in [r0, r1) of in(r) * W[r, c], one fused multiply-add per row in row order.
+template <typename In>
+__device__ __forceinline__ float dot_rows(const Column<float>& m, int r0, int r1, In in, float acc) {
+  const float* w = m.base + m.c;
+#pragma unroll 4
+  for (int r = r0; r < r1; ++r) acc = fmaf(in(r), w[int64_t(r) * m.ld], acc);
+  return acc;
+}
+
+// bfloat16: one 32-bit load gives rows r and r+1, each widened exactly (a bfloat16 is the top half of
+// a float), as the CPU kernel's tile() widens them. r0 and r1 are even.
+template <typename In>
+__device__ __forceinline__ float dot_rows(const Column<uint16_t>& m, int r0, int r1, In in, float acc) {
+  const uint32_t* w = reinterpret_cast<const uint32_t*>(m.base) + m.c;
+#pragma unroll 2
+  for (int r = r0; r < r1; r += 2) {
+    const uint32_t word = w[int64_t(r / 2) * m.ld];
+    acc = fmaf(in(r), __uint_as_float(word << 16), acc);
+    acc = fmaf(in(r + 1), __uint_as_float(word & 0xffff0000u), acc);
+  }
+  return acc;
+}
+
+// partial[s*P + c] = (s == 0 ? init(c) : 0) + sum over the input rows r of split s of in(r) * W_c[r],
+// where col(c) names output column c's matrix column. Split boundaries are multiples of the row grain.
 template <typename W, typename In, typename Col, typename Init>
 __device__ __forceinline__ void partial_sums(int K, int P, In in, Col col, Init init, float* partial) {
+  constexpr int grain = RowGrain<W>::value;
   const int splits = num_splits(P);
-  const int per = (K + splits - 1) / splits;
+  const int per = ((K + splits - 1) / splits + grain - 1) / grain * grain;
   for (int item = threadIdx.x; item < splits * P; item += kThreads) {
     const int s = item / P, c = item - s * P;
-    const int r0 = s * per, r1 = min(K, r0 + per);
-    int64_t ld = 0;
-    const W* w = col(c, ld);
-    float acc = s == 0 ? init(c) : 0.0f;
-#pragma unroll 4
-    for (int r = r0; r < r1; ++r) acc = fmaf(in(r), widen(w[int64_t(r) * ld]), acc);
-    partial[item] = acc;
+    const int r0 = min(K, s * per), r1 = min(K, r0 + per);
+    const Column<W> m = col(c);
+    partial[item] = dot_rows(m, r0, r1, in, s == 0 ? init(c) : 0.0f);
   }
 }
 
@@ -332,10 +365,7 @@ __global__ void __launch_bounds__(kThreads, 2) wavenet_generate_kernel(const __g
         const W* gw = gate_w + int64_t(l) * kR * 2 * Rp;
         partial_sums<W>(
             kR, 2 * Rp, [&](int r) { return tx[r]; },
-            [&](int c, int64_t& ld) {
-              ld = 2 * Rp;
-              return gw + c;
-            },
+            [&](int c) { return Column<W>{gw, 2 * Rp, c}; },
             [&](int c) { return cl == nullptr ? gb[c] : gb[c] + cl[c]; }, partial);
       }
       __syncthreads();
@@ -351,10 +381,7 @@ __global__ void __launch_bounds__(kThreads, 2) wavenet_generate_kernel(const __g
         const float* rb = has_res ? res_b + int64_t(l) * Rp : nullptr;
         partial_sums<W>(
             R, P, [&](int r) { return a[r]; },
-            [&](int c, int64_t& ld) {
-              ld = c < Sp ? Sp : Rp;
-              return c < Sp ? sw + c : rw + (c - Sp);
-            },
+            [&](int c) { return c < Sp ? Column<W>{sw, Sp, c} : Column<W>{rw, Rp, c - Sp}; },
             [&](int c) { return c < Sp ? skip[c] : x[c - Sp] + rb[c - Sp]; }, partial);
       }
       __syncthreads();
@@ -371,10 +398,7 @@ __global__ void __launch_bounds__(kThreads, 2) wavenet_generate_kernel(const __g
     // this step's slots, the last layer's push, is behind the previous barrier).
     partial_sums<W>(
         S, Hp, [&](int r) { return skip[r] > 0.0f ? skip[r] : 0.0f; },
-        [&](int c, int64_t& ld) {
-          ld = Hp;
-          return head1_w + c;
-        },
+        [&](int c) { return Column<W>{head1_w, Hp, c}; },
         [&](int c) { return head1_b[c]; }, partial);
     fill_slots(p, L, k, t0 + i + 1, slots);
     __syncthreads();
@@ -387,10 +411,7 @@ __global__ void __launch_bounds__(kThreads, 2) wavenet_generate_kernel(const __g
     // Phase H: head2's partial sums (the C logits).
     partial_sums<W>(
         H, C, [&](int r) { return hidden[r]; },
-        [&](int c, int64_t& ld) {
-          ld = Cp;
-          return head2_w + c;
-        },
+        [&](int c) { return Column<W>{head2_w, Cp, c}; },
         [&](int c) { return head2_b[c]; }, partial);
     __syncthreads();
     // Phase J: warp 0 draws the token.

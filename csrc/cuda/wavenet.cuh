@@ -19,7 +19,9 @@
 //   head1_w [S][Hp] W     head1_b [Hp] f32           head2_w [H][Cp] W      head2_b [Cp] f32
 //   queues [B][Q][Rp] f32, positions/last_tokens/lengths [B] int64, uniforms [B][n] f32,
 //   cond [B][Tc][L][2*Rp] f32 or null, out [B][n] int64
-// where W is float32 or bfloat16 (raw bits, widened exactly like the CPU kernel does).
+// where W is float32 or bfloat16 (raw bits, widened exactly like the CPU kernel does). bfloat16 matrices
+// store row pairs interleaved per column: element (r, c) of an even r and (r+1, c) share the 32-bit word
+// (r/2) * P + c, low half first; so R, S and H must be even and those matrices 4-byte aligned.
 //
 // NOTE: written and compile-checked (nvcc, sm_80 and sm_90) on a machine without a GPU; it has not
 // yet run on hardware. tests/gpu/test_wavenet_gpu.py is the check to run where a GPU exists.

@@ -14,6 +14,7 @@
 #include <torch/library.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -85,6 +86,10 @@ at::Tensor wavenet_generate(at::Tensor& queues, at::Tensor& positions, at::Tenso
   const int64_t Rp = pad8(R), Sp = pad8(S), Hp = pad8(H), Cp = pad8(C);
   const at::ScalarType wt = gate_w.scalar_type();
   TORCH_CHECK(wt == at::kFloat || wt == at::kBFloat16, "wavenet_generate: weight matrices must be float32 or bfloat16, got ", wt);
+  // bfloat16 matrices interleave row pairs (csrc/cpu/wavenet_kernels.h), so every input width must be even.
+  TORCH_CHECK(wt == at::kFloat || (R % 2 == 0 && S % 2 == 0 && H % 2 == 0),
+              "wavenet_generate: bfloat16 weights need even residual, skip and head widths, got R=", R, " S=", S,
+              " H=", H);
   const at::Device device = queues.device();
   TORCH_CHECK(queues.is_cuda(), "wavenet_generate: queues must be a CUDA tensor for the CUDA kernel, got ", device);
   const std::vector<int64_t> shapes[kNumWeights] = {
@@ -92,6 +97,12 @@ at::Tensor wavenet_generate(at::Tensor& queues, at::Tensor& positions, at::Tenso
   for (int i = 0; i < kNumWeights; ++i) {
     const bool matrix = i == kGateW || i == kResW || i == kSkipW || i == kHead1W || i == kHead2W;
     check_tensor(weights[i], kWeightNames[i], shapes[i], matrix ? wt : at::kFloat, device);
+  }
+  if (wt == at::kBFloat16) {
+    // The kernel loads bfloat16 row pairs as 32-bit words.
+    for (int i : {int(kGateW), int(kResW), int(kSkipW), int(kHead1W), int(kHead2W)})
+      TORCH_CHECK(reinterpret_cast<uintptr_t>(weights[i].const_data_ptr()) % 4 == 0, "wavenet_generate: ",
+                  kWeightNames[i], " must be 4-byte aligned for the CUDA kernel (bfloat16 row pairs)");
   }
   int64_t Q = 0;
   for (int64_t dil : dilations) {
