@@ -77,23 +77,43 @@ static inline void tile_columns(int64_t K, int64_t P, const float* A, int64_t ld
   for (; p < P; p += 8) tile<MR, 1>(K, A, lda, column(B, p), ldb, C + p, ldc);
 }
 
-// C[M, P] += A[M, K] . B[K, P]; P, ldb and ldc multiples of 8. Few rows get wide tiles (8 to 12
-// independent accumulators hide the FMA latency at batch 1), many rows 6 x 2 tiles.
-template <typename W>
-void gemm_acc(int64_t M, int64_t K, int64_t P, const float* A, int64_t lda, const W* B, int64_t ldb, float* C,
-              int64_t ldc) {
+// One column panel of NV vectors for all M rows: 6-row tiles, then the remaining rows.
+template <int NV, typename W>
+static inline void panel_rows(int64_t M, int64_t K, const float* A, int64_t lda, const W* B, int64_t ldb, float* C,
+                              int64_t ldc) {
   int64_t m = 0;
-  for (; m + 6 <= M; m += 6) tile_columns<6, 2>(K, P, A + m * lda, lda, B, ldb, C + m * ldc, ldc);
+  for (; m + 6 <= M; m += 6) tile<6, NV>(K, A + m * lda, lda, B, ldb, C + m * ldc, ldc);
   const float* a = A + m * lda;
   float* c = C + m * ldc;
   switch (M - m) {
-    case 5: tile_columns<5, 2>(K, P, a, lda, B, ldb, c, ldc); break;
-    case 4: tile_columns<4, 3>(K, P, a, lda, B, ldb, c, ldc); break;
-    case 3: tile_columns<3, 4>(K, P, a, lda, B, ldb, c, ldc); break;
-    case 2: tile_columns<2, 4>(K, P, a, lda, B, ldb, c, ldc); break;
-    case 1: tile_columns<1, 8>(K, P, a, lda, B, ldb, c, ldc); break;
+    case 5: tile<5, NV>(K, a, lda, B, ldb, c, ldc); break;
+    case 4: tile<4, NV>(K, a, lda, B, ldb, c, ldc); break;
+    case 3: tile<3, NV>(K, a, lda, B, ldb, c, ldc); break;
+    case 2: tile<2, NV>(K, a, lda, B, ldb, c, ldc); break;
+    case 1: tile<1, NV>(K, a, lda, B, ldb, c, ldc); break;
     default: break;
   }
+}
+
+// C[M, P] += A[M, K] . B[K, P]; P, ldb and ldc multiples of 8. Up to 5 rows: one row block with
+// wide tiles (8 to 12 independent accumulators hide the FMA latency at batch 1). More rows: column
+// panels of 16 outer, row tiles inner, so each panel of weights is read from memory once and reused
+// from L1 by every row block (rows outer streamed the whole matrix once per 6 rows).
+template <typename W>
+void gemm_acc(int64_t M, int64_t K, int64_t P, const float* A, int64_t lda, const W* B, int64_t ldb, float* C,
+              int64_t ldc) {
+  switch (M) {
+    case 0: return;
+    case 1: return tile_columns<1, 8>(K, P, A, lda, B, ldb, C, ldc);
+    case 2: return tile_columns<2, 4>(K, P, A, lda, B, ldb, C, ldc);
+    case 3: return tile_columns<3, 4>(K, P, A, lda, B, ldb, C, ldc);
+    case 4: return tile_columns<4, 3>(K, P, A, lda, B, ldb, C, ldc);
+    case 5: return tile_columns<5, 2>(K, P, A, lda, B, ldb, C, ldc);
+    default: break;
+  }
+  int64_t p = 0;
+  for (; p + 16 <= P; p += 16) panel_rows<2>(M, K, A, lda, column(B, p), ldb, C + p, ldc);
+  if (p < P) panel_rows<1>(M, K, A, lda, column(B, p), ldb, C + p, ldc);
 }
 
 // rows x width copies of a bias row (width a multiple of 8).
