@@ -8,6 +8,7 @@ command (train, sample, eval, ...) adds an ``_add_<name>`` that builds its subpa
   fastgen bench attention [--threads 1 2] [--quick] [--out FILE]
   fastgen train draw|aligndraw --out DIR [--data SOURCE|PATH] [--epochs E] [--batch-size B] [--resume] ...
   fastgen eval draw|aligndraw --checkpoint DIR [--data SOURCE|PATH] [--max-test N] [--out FILE]
+  fastgen eval aligndraw --checkpoint DIR --fidelity [--samples-per-caption K] [--max-captions N]
   fastgen sample draw --checkpoint DIR --out grid.png [--n 64] [--gif canvas.gif]
   fastgen sample aligndraw --checkpoint DIR --caption TEXT [--caption TEXT ...] --out img.png [--n 8] [--gif FILE]
   fastgen train wavenet --out DIR [--data corpus|DIR] [--steps N] [--batch-size B] [--crop N]
@@ -730,6 +731,34 @@ def _run_folder(checkpoint_dir: Path) -> Path:
     return checkpoint_dir.parent
 
 
+def _caption_fidelity(model, run: dict, ckpt, args: argparse.Namespace) -> tuple[dict, list[str]]:
+    """eval aligndraw --fidelity: caption fidelity on the test and held-out captions, with the digit
+    classifier's test-pool accuracy and the oracle score of real test canvases (fastgen.eval)."""
+    from fastgen.eval import FidelityError, caption_fidelity, load_or_train_classifier, oracle_fidelity
+    held = run["data"].get("heldout_captions") or {"seed": 0, "fraction": 0.1}
+    kw = dict(heldout_seed=held["seed"], heldout_fraction=held["fraction"], max_captions=args.max_captions)
+    seed = 0 if args.seed is None else args.seed
+    try:
+        classifier, info = load_or_train_classifier(log=lambda line: print(line, file=sys.stderr, flush=True))
+        oracle = oracle_fidelity(classifier, "test", **kw)
+        reports = {split: caption_fidelity(model, classifier, split, samples_per_caption=args.samples_per_caption,
+                                           seed=seed, progress=sys.stderr.isatty(), **kw)
+                   for split in ("test", "heldout")}
+    except FidelityError as e:
+        raise CLIError(str(e)) from None
+    result = {"metric": "share of the digits a caption names that a digit classifier finds in the "
+                        "caption's place in the generated image (fastgen.eval.caption_fidelity)",
+              "classifier": {k: info[k] for k in ("settings", "test_accuracy", "n_test", "n_train", "cached")},
+              "oracle_test": oracle.to_dict(), **{split: r.to_dict() for split, r in reports.items()}}
+    lines = [f"caption fidelity (digit classifier {100 * info['test_accuracy']:.1f}% on {info['n_test']:,} "
+             f"unseen digits; real test canvases score {100 * oracle.rate:.1f}%):"]
+    if ckpt.step == 0:
+        lines.append("  note: the checkpoint is at step 0, an untrained model")
+    for r in reports.values():
+        lines += ["  " + line for line in r.lines()]
+    return result, lines
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     _set_threads(args)
     rec = _recipes()
@@ -756,6 +785,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         "checkpoint": str(ckpt.directory),
         "checkpoint_step": ckpt.step,
     }
+    fidelity_lines = []
+    if getattr(args, "fidelity", False):
+        with _user_errors():
+            report["fidelity"], fidelity_lines = _caption_fidelity(model, run, ckpt, args)
     out = Path(args.out) if args.out else _run_folder(rec.find_checkpoint(args.checkpoint)) / "eval.json"
     _write_text(out, json.dumps(report, indent=1))
     print(f"{_MODEL_NAMES[kind]} at step {ckpt.step}: test NLL bound "
@@ -765,6 +798,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     print(f"  binarisation: {result['protocol']}")
     print("  single-sample estimate per image: one z ~ q(z|x) per test image, seed "
           f"{result['seed']} (an upper bound on -log p(x) only in expectation)")
+    for line in fidelity_lines:
+        print(line)
     print(f"written to {out}")
     return 0
 
@@ -788,6 +823,15 @@ def _add_eval(commands: argparse._SubParsersAction) -> None:
         m.add_argument("--batch-size", type=_positive_int, default=250, metavar="B", help="default %(default)s")
         m.add_argument("--out", metavar="FILE", help="where to write the JSON (default: RUN/eval.json)")
         m.add_argument("--threads", type=_positive_int, metavar="N", help="torch CPU threads")
+        if kind == "aligndraw":
+            f = m.add_argument_group("caption fidelity (fastgen.eval.caption_fidelity)")
+            f.add_argument("--fidelity", action="store_true",
+                           help="also generate images for the test and held-out captions and report the "
+                                "share of named digits a digit classifier finds where the caption says")
+            f.add_argument("--samples-per-caption", type=_positive_int, default=1, metavar="K",
+                           help="images generated per caption (default %(default)s)")
+            f.add_argument("--max-captions", type=_positive_int, metavar="N",
+                           help="first N captions of each split (default: all 1,000)")
         m.set_defaults(handler=_cmd_eval)
     _add_eval_wavenet(models)
 
