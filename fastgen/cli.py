@@ -5,7 +5,7 @@ command (train, sample, eval, ...) adds an ``_add_<name>`` that builds its subpa
 ``handler``. Families under ``bench`` follow the same pattern one level down.
 
   fastgen demo  [--out DIR] [--quick] [--threads N]
-  fastgen bench attention [--threads 1 2] [--quick] [--out FILE]
+  fastgen bench attention|draw|wavenet [--threads 1 2] [--quick] [--out FILE]
   fastgen train draw|aligndraw --out DIR [--data SOURCE|PATH] [--epochs E] [--batch-size B] [--resume] ...
   fastgen eval draw|aligndraw --checkpoint DIR [--data SOURCE|PATH] [--max-test N] [--out FILE]
   fastgen eval aligndraw --checkpoint DIR --fidelity [--samples-per-caption K] [--max-captions N]
@@ -98,12 +98,11 @@ def _user_errors() -> Iterator[None]:
     """Turn the library's user-facing errors (missing data, bad checkpoint, bad settings) into
     CLIError, so they print as one clear line instead of a traceback."""
     from fastgen.data import DataError
-    from fastgen.recipes.draw import RecipeError
-    from fastgen.recipes.wavenet import RecipeError as WaveNetRecipeError
+    from fastgen.recipes.runs import RecipeError
     from fastgen.train import CheckpointError
     try:
         yield
-    except (DataError, RecipeError, WaveNetRecipeError, CheckpointError) as e:
+    except (DataError, RecipeError, CheckpointError) as e:
         raise CLIError(str(e)) from None
 
 
@@ -474,6 +473,11 @@ def _cmd_bench_draw(args: argparse.Namespace) -> int:
     return _print_report(run_draw_benchmark, args)
 
 
+def _cmd_bench_wavenet(args: argparse.Namespace) -> int:
+    from fastgen.benchmarking.wavenet import run_wavenet_benchmark
+    return _print_report(run_wavenet_benchmark, args)
+
+
 def _print_report(run: Callable[..., str], args: argparse.Namespace) -> int:
     threads = tuple(args.threads) if args.threads else _default_threads()
     report = run(threads=threads, quick=args.quick)
@@ -492,6 +496,8 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
     for name, help_text, handler in (
         ("attention", "DRAW Gaussian-filterbank attention read/write", _cmd_bench_attention),
         ("draw", "DRAW model: batch-1 sampling (fused sampler) and a training step", _cmd_bench_draw),
+        ("wavenet", "WaveNet generation: samples/s of every path, batch 1 (1 thread) and 16 (most threads)",
+         _cmd_bench_wavenet),
     ):
         a = families.add_parser(name, help=help_text)
         a.add_argument("--threads", type=_positive_int, nargs="+", metavar="T",
