@@ -9,25 +9,12 @@
 #include <random>
 #include <vector>
 
+#include "check.h"
 #include "fastgen/attention_math.h"
 
 namespace am = fastgen::attention;
 
 namespace {
-
-int g_failures = 0;
-int g_checks = 0;
-
-#define CHECK(cond, ...)                                                        \
-  do {                                                                          \
-    ++g_checks;                                                                 \
-    if (!(cond)) {                                                              \
-      ++g_failures;                                                             \
-      std::fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond); \
-      std::fprintf(stderr, __VA_ARGS__);                                        \
-      std::fputc('\n', stderr);                                                 \
-    }                                                                           \
-  } while (0)
 
 // |got - want| <= atol + rtol |want|
 bool close(double got, double want, double rtol, double atol) {

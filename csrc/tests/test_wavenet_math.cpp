@@ -5,25 +5,12 @@
 #include <deque>
 #include <vector>
 
+#include "check.h"
 #include "fastgen/wavenet_math.h"
 
 namespace wn = fastgen::wavenet;
 
 namespace {
-
-int g_failures = 0;
-int g_checks = 0;
-
-#define CHECK(cond, ...)                                                            \
-  do {                                                                              \
-    ++g_checks;                                                                     \
-    if (!(cond)) {                                                                  \
-      ++g_failures;                                                                 \
-      std::fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond); \
-      std::fprintf(stderr, __VA_ARGS__);                                            \
-      std::fputc('\n', stderr);                                                     \
-    }                                                                               \
-  } while (0)
 
 // A ring of q slots driven by ring_slot must read exactly what a shifting queue of the last q inputs
 // holds (zeros before t = 0), for every tap distance, kernel size and dilation.

@@ -1,37 +1,15 @@
 """Triton attention kernels (fastgen.triton.attention) vs the float64 reference, under the interpreter.
 
-TRITON_INTERPRET=1 must be in the environment before triton (or any module importing it) is
-imported, so it is set first thing. Every test draws fresh random inputs; the seed is printed (and
+tests.triton.device sets TRITON_INTERPRET=1 before triton is imported and picks the device. Every test draws fresh random inputs; the seed is printed (and
 can be pinned with FASTGEN_TEST_SEED=<int>) so a failure can be replayed.
 """
-import os
-import sys
-
-_TRITON_IMPORTED_EARLIER = "triton" in sys.modules and os.environ.get("TRITON_INTERPRET") != "1"
-os.environ["TRITON_INTERPRET"] = "1"
+from tests.triton.device import DEVICE  # first: sets TRITON_INTERPRET=1 before triton is imported
 
 import math  # noqa: E402
+import os  # noqa: E402
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
-
-triton = pytest.importorskip("triton")
-
-# Where the kernels run: CPU tensors under the interpreter (the normal case here). If triton was
-# imported before the variable was set (a test module collected earlier imported it: torch's opcheck
-# does), the interpreter cannot be switched on in this process any more, because triton decorates
-# its own language functions at import time; then run on a GPU if there is one, else skip.
-if not _TRITON_IMPORTED_EARLIER:
-    DEVICE = "cpu"
-elif torch.cuda.is_available():
-    DEVICE = "cuda"
-else:
-    pytest.skip(
-        "triton was imported before TRITON_INTERPRET=1 was set (by a test module collected earlier) "
-        "and there is no GPU: run tests/triton in its own pytest process, or set TRITON_INTERPRET=1 "
-        "before pytest starts",
-        allow_module_level=True,
-    )
 
 from fastgen.reference import attention as ref  # noqa: E402
 from fastgen.triton import attention as kernels  # noqa: E402

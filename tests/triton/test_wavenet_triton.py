@@ -7,29 +7,13 @@ replayed. Tokens must be equal to the reference's (fastgen.reference.wavenet.gen
 the cpu backend's; the cache state after a call (queues, positions, last tokens) must match the cpu
 backend's. Models are tiny so the interpreter stays quick (one row-step costs tens of ms there).
 """
-import copy
-import os
-import sys
+from tests.triton.device import DEVICE  # first: sets TRITON_INTERPRET=1 before triton is imported
 
-_TRITON_IMPORTED_EARLIER = "triton" in sys.modules and os.environ.get("TRITON_INTERPRET") != "1"
-os.environ["TRITON_INTERPRET"] = "1"
+import copy  # noqa: E402
+import os  # noqa: E402
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
-
-pytest.importorskip("triton")
-
-if not _TRITON_IMPORTED_EARLIER:
-    DEVICE = "cpu"
-elif torch.cuda.is_available():
-    DEVICE = "cuda"
-else:
-    pytest.skip(
-        "triton was imported before TRITON_INTERPRET=1 was set (by a test module collected earlier) "
-        "and there is no GPU: run tests/triton in its own pytest process, or set TRITON_INTERPRET=1 "
-        "before pytest starts",
-        allow_module_level=True,
-    )
 
 from fastgen import _extension  # noqa: E402
 from fastgen.models.wavenet import WaveNet  # noqa: E402
