@@ -27,9 +27,12 @@ struct DrawWeights {
   const T* b_window;  // [5]
 };
 
+// Scratch elements one worker needs: the attention scratch, the packed gate weights (panels of 8
+// rows, columns padded to 8) and the step vectors, each piece rounded to a whole vector.
 inline int64_t draw_scratch_elems(const DrawDims& d) {
-  const int64_t patch = d.write.C * d.write.N * d.write.N;
-  return attention_scratch_elems(d.write) + 6 * d.D + patch + 8 + 16 * 8;
+  const auto pad8 = [](int64_t n) { return (n + 7) / 8 * 8; };
+  const int64_t patch = d.write.C * d.write.N * d.write.N, K = pad8(d.Z + d.D);
+  return attention_scratch_elems(d.write) + pad8(4 * d.D) * K + K + 5 * d.D + patch + 8 + 16 * 8;
 }
 
 template <typename T>

@@ -4,5 +4,6 @@
 #endif
 #define FASTGEN_CPU_CAPABILITY avx2
 #include "attention_kernels_impl.h"
+#include "lstm_kernels_impl.h"
 #include "draw_kernels_impl.h"
 #include "wavenet_kernels_impl.h"

@@ -1,5 +1,6 @@
 // The CPU kernels for any x86-64 (SSE2) or other CPU.
 #define FASTGEN_CPU_CAPABILITY generic
 #include "attention_kernels_impl.h"
+#include "lstm_kernels_impl.h"
 #include "draw_kernels_impl.h"
 #include "wavenet_kernels_impl.h"

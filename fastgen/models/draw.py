@@ -38,6 +38,7 @@ from torch import Tensor, nn
 from fastgen import _extension
 from fastgen.backend import BACKENDS, get_backend, use_backend
 from fastgen.nn.attention import GaussianRead, GaussianWrite
+from fastgen.nn.recurrent import step_linears, step_lstm
 from fastgen.models.config_utils import check_positive_ints, is_positive_int, resolve_config
 from fastgen.ops.draw import draw_generate
 
@@ -114,11 +115,20 @@ class Reader(nn.Module):
         self.attention = GaussianRead(N, hidden_size=hidden_size) if N is not None else None
         self.out_size = 2 * channels * (N * N if N is not None else height * width)
 
+    @property
+    def heads(self) -> list[nn.Linear]:
+        """The linear heads from h to the window parameters (none without attention)."""
+        return [] if self.attention is None else [self.attention.to_params]
+
     def forward(self, x: Tensor, x_hat: Tensor, h: Tensor) -> Tensor:
+        return self.apply_heads(x, x_hat, [m(h) for m in self.heads])
+
+    def apply_heads(self, x: Tensor, x_hat: Tensor, outputs: list[Tensor]) -> Tensor:
+        """read(x, x^) with the window from the ``heads`` outputs (computed by the caller)."""
         both = torch.cat([x, x_hat], dim=1)  # [B, 2C, H, W]
         if self.attention is None:
             return both.flatten(1)
-        return self.attention(both, h=h).flatten(1)
+        return self.attention(both, params=outputs[0]).flatten(1)
 
 
 class Writer(nn.Module):
@@ -135,12 +145,21 @@ class Writer(nn.Module):
             self.attention = None
             self.linear = nn.Linear(hidden_size, channels * height * width)
 
+    @property
+    def heads(self) -> list[nn.Linear]:
+        """The linear heads from h: window parameters and patch, or the whole canvas."""
+        return [self.linear] if self.attention is None else [self.attention.to_params, self.attention.to_patch]
+
     def forward(self, h: Tensor, canvas: Tensor) -> tuple[Tensor, Optional[Tensor]]:
+        return self.apply_heads([m(h) for m in self.heads], canvas)
+
+    def apply_heads(self, outputs: list[Tensor], canvas: Tensor) -> tuple[Tensor, Optional[Tensor]]:
+        """canvas + write, from the ``heads`` outputs (computed by the caller)."""
         if self.attention is None:
-            return canvas + self.linear(h).view(h.shape[0], *self.shape), None
+            return canvas + outputs[0].view(canvas.shape), None
         head = self.attention
-        params = head.to_params(h)
-        patch = head.to_patch(h).view(h.shape[0], head.channels, head.N, head.N)
+        params, patch = outputs
+        patch = patch.view(patch.shape[0], head.channels, head.N, head.N)
         return head(w=patch, params=params, canvas=canvas), params
 
 
@@ -241,19 +260,27 @@ class DRAW(nn.Module):
         x = x.to(dtype)
         B = x.shape[0]
         with backend_context(cfg.attention_backend):
+            # Off the reference backend the recurrent layers take fastgen.nn.recurrent's fast path
+            # (fused gate products, weight gradients once per sequence); same values either way.
+            fast = get_backend() != "reference"
+            encoder = step_lstm(self.encoder, cfg.T, fast)
+            decoder = step_lstm(self.decoder, cfg.T, fast)
+            q_heads = step_linears([self.q_mu, self.q_log_sigma], cfg.T, fast)
+            read_heads = step_linears(self.reader.heads, cfg.T, fast)
+            write_heads = step_linears(self.writer.heads, cfg.T, fast)
             canvas = x.new_zeros(x.shape)
             h_enc, c_enc = self._zeros(B, cfg.enc_size, x), self._zeros(B, cfg.enc_size, x)
             h_dec, c_dec = self._zeros(B, cfg.dec_size, x), self._zeros(B, cfg.dec_size, x)
             kl_steps = []
             for _ in range(cfg.T):
                 x_hat = x - torch.sigmoid(canvas)
-                r = self.reader(x, x_hat, h_dec)
-                h_enc, c_enc = self.encoder(torch.cat([r, h_dec], dim=1), (h_enc, c_enc))
-                mu, log_sigma = self.q_mu(h_enc), self.q_log_sigma(h_enc)
+                r = self.reader.apply_heads(x, x_hat, read_heads(h_dec))
+                h_enc, c_enc = encoder((h_enc, c_enc), r, h_dec)
+                mu, log_sigma = q_heads(h_enc)
                 z = mu + torch.exp(log_sigma) * standard_noise(mu, generator)
                 kl_steps.append(kl_standard_normal(mu, log_sigma).sum(1))
-                h_dec, c_dec = self.decoder(z, (h_dec, c_dec))
-                canvas, _ = self.writer(h_dec, canvas)
+                h_dec, c_dec = decoder((h_dec, c_dec), z)
+                canvas, _ = self.writer.apply_heads(write_heads(h_dec), canvas)
         kl_steps = torch.stack(kl_steps)
         recon = reconstruction_nll(canvas, x, cfg.likelihood, cfg.output_std)
         return {"recon": recon, "kl": kl_steps.sum(0), "kl_steps": kl_steps, "logits": canvas}
@@ -281,18 +308,16 @@ class DRAW(nn.Module):
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"DRAW.sample: n must be a positive int, got {n!r}")
         ref = self.q_mu.weight
-        z_like = ref.new_empty(n, cfg.z_size)
+        # All T steps' noise in one draw, shared by the fused op and the step-by-step loop below.
+        noise = standard_noise(ref.new_empty(cfg.T, n, cfg.z_size), generator)
         if not (return_canvases or return_windows) and self._can_fuse_sampling():
-            # Same noise, drawn in the same order, as the step-by-step loop below.
-            noise = torch.stack([standard_noise(z_like, generator) for _ in range(cfg.T)])
             with backend_context(cfg.attention_backend):
                 return torch.sigmoid(draw_generate(noise, *self._generative_weights(), *self.writer.shape))
         canvas = ref.new_zeros(n, cfg.channels, cfg.height, cfg.width)
         h_dec, c_dec = self._zeros(n, cfg.dec_size, ref), self._zeros(n, cfg.dec_size, ref)
         canvases, windows = [], []
         with backend_context(cfg.attention_backend):
-            for _ in range(cfg.T):
-                z = standard_noise(z_like, generator)
+            for z in noise:
                 h_dec, c_dec = self.decoder(z, (h_dec, c_dec))
                 canvas, params = self.writer(h_dec, canvas)
                 if return_canvases:
