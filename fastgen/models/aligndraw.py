@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from fastgen.backend import get_backend
 from fastgen.models.config_utils import check_positive_ints, resolve_config
 from fastgen.models.draw import (
     Reader,
@@ -41,6 +42,7 @@ from fastgen.models.draw import (
     reconstruction_nll,
     standard_noise,
 )
+from fastgen.nn.recurrent import step_linears, step_lstm
 
 # fastgen.data.captions: ids 0..21 are the authors' 22 words, 22 is <pad>.
 _MNIST_CAPTIONS_VOCAB = 23
@@ -150,17 +152,27 @@ class AlignDRAW(nn.Module):
         h_lang, _ = pad_packed_sequence(out, batch_first=True, total_length=L)
         return h_lang
 
-    def align(self, h_lang: Tensor, lang_proj: Tensor, mask: Tensor, h_gen: Tensor) -> tuple[Tensor, Tensor]:
-        """(s_t [B, 2 * lang_size], alpha [B, L]) from h^gen_{t-1}; lang_proj = align_lang(h_lang)."""
-        e = self.align_v(torch.tanh(lang_proj + self.align_gen(h_gen)[:, None, :])).squeeze(-1)
+    def align(self, h_lang: Tensor, lang_proj: Tensor, mask: Tensor, gen_proj: Tensor) -> tuple[Tensor, Tensor]:
+        """(s_t [B, 2 * lang_size], alpha [B, L]) with lang_proj = align_lang(h_lang) and
+        gen_proj = align_gen(h^gen_{t-1})."""
+        e = self.align_v(torch.tanh(lang_proj + gen_proj[:, None, :])).squeeze(-1)
         alpha = torch.softmax(e.masked_fill(~mask, float("-inf")), dim=1)
         return torch.bmm(alpha[:, None, :], h_lang).squeeze(1), alpha
 
-    def prior(self, h_gen: Optional[Tensor], like: Tensor) -> tuple[Tensor, Tensor]:
-        """(mu_p, log sigma_p) of p(z_t | z_<t, y) from h^gen_{t-1}; None (t = 1) gives N(0, I) exactly."""
-        if h_gen is None:
-            return torch.zeros_like(like), torch.zeros_like(like)
-        return torch.tanh(self.p_mu(h_gen)), torch.tanh(self.p_log_sigma(h_gen))
+    @property
+    def gen_heads(self) -> list[nn.Linear]:
+        """The linear maps of h^gen_{t-1} that step t uses: alignment, prior mean and log sigma, and
+        the read window (with read attention), in the order ``split_gen_heads`` takes them."""
+        return [self.align_gen, self.p_mu, self.p_log_sigma, *self.reader.heads]
+
+    @staticmethod
+    def split_gen_heads(outputs: list[Tensor], t: int) -> tuple[Tensor, Tensor, Tensor, list[Tensor]]:
+        """(align_gen projection, mu_p, log sigma_p, read-head outputs) from the ``gen_heads``
+        outputs at step t (0-based). The prior is tanh of its heads, and N(0, I) exactly at t = 0."""
+        gen_proj, p_mu, p_log_sigma, *read = outputs
+        if t == 0:
+            return gen_proj, torch.zeros_like(p_mu), torch.zeros_like(p_log_sigma), read
+        return gen_proj, torch.tanh(p_mu), torch.tanh(p_log_sigma), read
 
     # -- training -----------------------------------------------------------------------------
 
@@ -176,24 +188,31 @@ class AlignDRAW(nn.Module):
         x = x.to(dtype)
         B = x.shape[0]
         with backend_context(cfg.attention_backend):
+            # Off the reference backend the recurrent layers take fastgen.nn.recurrent's fast path
+            # (fused gate products, weight gradients once per sequence); same values either way.
+            fast = get_backend() != "reference"
+            inference = step_lstm(self.inference, cfg.T, fast)
+            generator_lstm = step_lstm(self.generator_lstm, cfg.T, fast)
+            gen_heads = step_linears(self.gen_heads, cfg.T, fast)
+            q_heads = step_linears([self.q_mu, self.q_log_sigma], cfg.T, fast)
+            write_heads = step_linears(self.writer.heads, cfg.T, fast)
             h_lang = self._encode(tokens, lengths, mask)
             lang_proj = self.align_lang(h_lang)
             canvas = x.new_zeros(x.shape)
             h_inf, c_inf = x.new_zeros(B, cfg.infer_size), x.new_zeros(B, cfg.infer_size)
             h_gen, c_gen = x.new_zeros(B, cfg.gen_size), x.new_zeros(B, cfg.gen_size)
-            z_like = x.new_zeros(B, cfg.z_size)
             kl_steps, alignments = [], []
             for t in range(cfg.T):
-                s, alpha = self.align(h_lang, lang_proj, mask, h_gen)
-                mu_p, log_sigma_p = self.prior(h_gen if t > 0 else None, z_like)
+                gen_proj, mu_p, log_sigma_p, read = self.split_gen_heads(gen_heads(h_gen), t)
+                s, alpha = self.align(h_lang, lang_proj, mask, gen_proj)
                 x_hat = x - torch.sigmoid(canvas)
-                r = self.reader(x, x_hat, h_gen)
-                h_inf, c_inf = self.inference(torch.cat([r, h_gen], dim=1), (h_inf, c_inf))
-                mu_q, log_sigma_q = self.q_mu(h_inf), self.q_log_sigma(h_inf)
+                r = self.reader.apply_heads(x, x_hat, read)
+                h_inf, c_inf = inference((h_inf, c_inf), r, h_gen)
+                mu_q, log_sigma_q = q_heads(h_inf)
                 z = mu_q + torch.exp(log_sigma_q) * standard_noise(mu_q, generator)
                 kl_steps.append(kl_normal(mu_q, log_sigma_q, mu_p, log_sigma_p).sum(1))
-                h_gen, c_gen = self.generator_lstm(torch.cat([z, s], dim=1), (h_gen, c_gen))
-                canvas, _ = self.writer(h_gen, canvas)
+                h_gen, c_gen = generator_lstm((h_gen, c_gen), z, s)
+                canvas, _ = self.writer.apply_heads(write_heads(h_gen), canvas)
                 alignments.append(alpha)
         kl_steps = torch.stack(kl_steps)
         recon = reconstruction_nll(canvas, x, cfg.likelihood, cfg.output_std)
@@ -239,10 +258,9 @@ class AlignDRAW(nn.Module):
             lang_proj = self.align_lang(h_lang)
             canvas = ref.new_zeros(n, cfg.channels, cfg.height, cfg.width)
             h_gen, c_gen = ref.new_zeros(n, cfg.gen_size), ref.new_zeros(n, cfg.gen_size)
-            z_like = ref.new_zeros(n, cfg.z_size)
             for t in range(cfg.T):
-                s, alpha = self.align(h_lang, lang_proj, mask, h_gen)
-                mu_p, log_sigma_p = self.prior(h_gen if t > 0 else None, z_like)
+                gen_proj, mu_p, log_sigma_p, _ = self.split_gen_heads([m(h_gen) for m in self.gen_heads], t)
+                s, alpha = self.align(h_lang, lang_proj, mask, gen_proj)
                 z = mu_p + torch.exp(log_sigma_p) * standard_noise(mu_p, generator)
                 h_gen, c_gen = self.generator_lstm(torch.cat([z, s], dim=1), (h_gen, c_gen))
                 canvas, params = self.writer(h_gen, canvas)

@@ -151,11 +151,12 @@ def step_lstm(cell: nn.LSTMCell, steps: int, fast: bool) -> Callable[..., tuple[
 def step_linears(linears: Sequence[nn.Linear], steps: int, fast: bool) -> Callable[[Tensor], list[Tensor]]:
     """Several nn.Linear heads on the same input as f(x) -> [head(x), ...] for a loop of ``steps``.
 
-    fast: one StepLinear over the heads' stacked weights, its output split per head; otherwise
-    each head's own nn.Linear. Every head must have a bias.
+    fast: one StepLinear over the heads' stacked weights (a head without bias adds zeros), its
+    output split per head; otherwise each head's own nn.Linear.
     """
     if not fast or not linears:
         return lambda x: [m(x) for m in linears]
     sizes = [m.out_features for m in linears]
-    stacked = StepLinear(torch.cat([m.weight for m in linears]), torch.cat([m.bias for m in linears]), steps)
+    biases = [m.bias if m.bias is not None else m.weight.new_zeros(m.out_features) for m in linears]
+    stacked = StepLinear(torch.cat([m.weight for m in linears]), torch.cat(biases), steps)
     return lambda x: list(stacked(x).split(sizes, 1))

@@ -123,7 +123,7 @@ def test_alignment_is_a_distribution_over_real_words():
     assert not torch.allclose(alpha[0, 0], alpha[-1, 0])
     # and s_t is the alpha-weighted sum of h_lang
     h_lang, m = model.encode_caption(tokens, lengths)
-    s, a = model.align(h_lang, model.align_lang(h_lang), m, torch.zeros(5, model.config.gen_size))
+    s, a = model.align(h_lang, model.align_lang(h_lang), m, model.align_gen(torch.zeros(5, model.config.gen_size)))
     assert torch.allclose(a, alpha[0]) and torch.allclose(s, (a[..., None] * h_lang).sum(1), atol=1e-6)
 
 
@@ -194,6 +194,11 @@ def test_reference_and_cpu_backends_agree():
     loss_cpu, _ = loss_with_seed(model_cpu, x, tokens, lengths, seed)
     assert fastgen.get_backend() == "auto"
     assert_rel_close(loss_cpu, loss_ref, 1e-5, "AlignDRAW loss cpu vs reference", seed)
+    # the cpu backend also trains through fastgen.nn.recurrent's fast path: same gradients
+    loss_ref.backward()
+    loss_cpu.backward()
+    for (name, p_ref), p_cpu in zip(model_ref.named_parameters(), model_cpu.parameters()):
+        assert_rel_close(p_cpu.grad, p_ref.grad, 1e-4, f"grad {name}", seed)
     ref_images = model_ref.sample(tokens, lengths, torch.Generator().manual_seed(seed))
     cpu_images = model_cpu.sample(tokens, lengths, torch.Generator().manual_seed(seed))
     assert_rel_close(cpu_images, ref_images, 1e-5, "AlignDRAW samples cpu vs reference", seed)
