@@ -12,9 +12,10 @@ TORCH_LIBRARY(fastgen, m) {
   m.def("attention_write_backward(Tensor grad_out, Tensor w, Tensor params, int H, int W) -> (Tensor, Tensor)");
 
   // torch.nn.LSTMCell's pointwise update from pre-activation gates [B, 4D] (i, f, g, o) and c [B, D]:
-  // -> (h', c'). The backward recomputes the activations; an absent grad_h / grad_c counts as zeros.
-  m.def("lstm_cell_pointwise(Tensor gates, Tensor c) -> (Tensor, Tensor)");
-  m.def("lstm_cell_pointwise_backward(Tensor? grad_h, Tensor? grad_c, Tensor gates, Tensor c) -> (Tensor, Tensor)");
+  // -> (h', c', act), act [B, 5D] = the activations i, f, g, o, tanh c' that the backward uses.
+  // An absent grad_h / grad_c counts as zeros.
+  m.def("lstm_cell_pointwise(Tensor gates, Tensor c) -> (Tensor, Tensor, Tensor)");
+  m.def("lstm_cell_pointwise_backward(Tensor? grad_h, Tensor? grad_c, Tensor act, Tensor c) -> (Tensor, Tensor)");
 
   // The whole generative pass of DRAW with write attention in one call (fast sampling):
   // noise [T, B, Z] -> canvas logits c_T [B, C, H, W]. Weights as in fastgen.models.DRAW.

@@ -1,5 +1,5 @@
 // Autograd for lstm_cell_pointwise in C++ (see attention.cpp for why not Python): the forward saves
-// its inputs, the backward op recomputes the activations from them.
+// c and the activations the kernel stored; the backward op needs nothing else.
 #include <torch/autograd.h>
 #include <torch/library.h>
 
@@ -12,7 +12,7 @@ using torch::autograd::variable_list;
 const auto& forward_op() {
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("fastgen::lstm_cell_pointwise", "")
-                       .typed<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&)>();
+                       .typed<std::tuple<at::Tensor, at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&)>();
   return op;
 }
 const auto& backward_op() {
@@ -27,9 +27,10 @@ const auto& backward_op() {
 struct LstmCellPointwise : public torch::autograd::Function<LstmCellPointwise> {
   static variable_list forward(AutogradContext* ctx, const at::Tensor& gates, const at::Tensor& c) {
     at::AutoDispatchBelowADInplaceOrView guard;
-    ctx->save_for_backward({gates, c});
-    auto [h, c_out] = forward_op().call(gates, c);
-    return {h, c_out};
+    auto [h, c_out, act] = forward_op().call(gates, c);
+    ctx->save_for_backward({act, c});
+    ctx->mark_non_differentiable({act});
+    return {h, c_out, act};
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_out) {
@@ -39,9 +40,10 @@ struct LstmCellPointwise : public torch::autograd::Function<LstmCellPointwise> {
   }
 };
 
-std::tuple<at::Tensor, at::Tensor> lstm_cell_pointwise_autograd(const at::Tensor& gates, const at::Tensor& c) {
+std::tuple<at::Tensor, at::Tensor, at::Tensor> lstm_cell_pointwise_autograd(const at::Tensor& gates,
+                                                                            const at::Tensor& c) {
   auto out = LstmCellPointwise::apply(gates, c);
-  return {out[0], out[1]};
+  return {out[0], out[1], out[2]};
 }
 
 }  // namespace

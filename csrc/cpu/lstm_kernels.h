@@ -14,10 +14,10 @@ struct LstmDims {
 
 template <typename T>
 struct LstmKernels {
-  // (h, c_out) from (gates, c)
-  void (*forward)(const LstmDims&, const T* gates, const T* c, T* h, T* c_out, int64_t b0, int64_t b1);
-  // (grad_gates, grad_c) from (grad_h, grad_c_out, gates, c); a null grad_h or grad_c_out counts as zeros
-  void (*backward)(const LstmDims&, const T* grad_h, const T* grad_c_out, const T* gates, const T* c, T* grad_gates,
+  // (h, c_out, act) from (gates, c); act [B, 5D] holds i, f, g, o and tanh(c_out) for the backward
+  void (*forward)(const LstmDims&, const T* gates, const T* c, T* h, T* c_out, T* act, int64_t b0, int64_t b1);
+  // (grad_gates, grad_c) from (grad_h, grad_c_out, act, c); a null grad_h or grad_c_out counts as zeros
+  void (*backward)(const LstmDims&, const T* grad_h, const T* grad_c_out, const T* act, const T* c, T* grad_gates,
                    T* grad_c, int64_t b0, int64_t b1);
 };
 

@@ -37,14 +37,11 @@ class StepLinear:
     def __init__(self, weight: Tensor, bias: Tensor, steps: int):
         if weight.dim() != 2 or bias.shape != weight.shape[:1]:
             raise ValueError(f"StepLinear: weight must be [out, in] and bias [out], got {tuple(weight.shape)} and {tuple(bias.shape)}")
-        self.weight, self.bias, self.steps = weight, bias, steps
+        self.weight, self.bias = weight, bias
         self.taped = torch.is_grad_enabled() and (weight.requires_grad or bias.requires_grad)
-        self.used = 0
         if self.taped:
-            out_features, in_features = weight.shape
-            self.inputs = self.grads = None  # sized by the first call's batch
-            self.has_grad = [False] * steps
-            self.token = _Root.apply(self, weight, bias)
+            self.tape = _Tape(weight.detach(), bias.detach(), steps)
+            self.token = _Root.apply(self.tape, weight, bias)
 
     def __call__(self, *parts: Tensor) -> Tensor:
         width = sum(p.shape[1] for p in parts)
@@ -53,45 +50,56 @@ class StepLinear:
         if not self.taped:
             x = parts[0] if len(parts) == 1 else torch.cat(parts, 1)
             return F.linear(x, self.weight, self.bias)
+        return _Use.apply(self.tape, self.tape.next_step(parts[0].shape[0]), self.token, *parts)
+
+
+class _Tape:
+    """One pass's per-step inputs and output gradients. The autograd nodes hold it and nothing
+    holds them back, so it dies with the graph (no reference cycle waiting for the garbage
+    collector) and its buffers go to the next pass."""
+
+    def __init__(self, weight: Tensor, bias: Tensor, steps: int):
+        self.weight, self.bias, self.steps = weight, bias, steps
+        self.used = 0
+        self.inputs = self.grads = None  # [steps, batch, in] and [steps, batch, out], at the first step
+        self.has_grad = [False] * steps
+
+    def next_step(self, batch: int) -> int:
         if self.used == self.steps:
             raise RuntimeError(f"StepLinear: called more than the {self.steps} steps it was made for")
         if self.used == 0:
-            batch = parts[0].shape[0]
-            self.inputs = _take_buffer(self.weight, (self.steps, batch, self.weight.shape[1]))
-            self.grads = _take_buffer(self.weight, (self.steps, batch, self.weight.shape[0]))
-        step = self.used
+            out_features, in_features = self.weight.shape
+            self.inputs = _take_buffer(self.weight, (self.steps, batch, in_features))
+            self.grads = _take_buffer(self.weight, (self.steps, batch, out_features))
         self.used += 1
-        return _Use.apply(self, step, self.token, *parts)
-
+        return self.used - 1
 
     def __del__(self):
-        # The graph that used the buffers is gone, so the next pass may have them.
-        if getattr(self, "inputs", None) is not None:
+        if self.inputs is not None:
             _give_back_buffer(self.inputs)
             _give_back_buffer(self.grads)
 
 
 # Buffers of finished passes, for the next one. Fresh multi-megabyte tensors come from mmap and
 # pay a page fault per 4 KiB on first touch: measured 76 us per [64, 1024] step copy, which took
-# DRAW's training step 20 ms slower than reusing memory. One buffer is kept per shape, dtype and
-# device, and at most _POOL_SIZE in all.
-_POOL: dict[tuple, Tensor] = {}
-_POOL_SIZE = 16
+# DRAW's training step 20 ms slower than reusing memory. At most _POOL_SIZE buffers are kept.
+_POOL: dict[tuple, list[Tensor]] = {}
+_POOL_SIZE = 32
 
 
 def _take_buffer(like: Tensor, shape: tuple[int, ...]) -> Tensor:
-    buffer = _POOL.pop((shape, like.dtype, like.device), None)
-    return buffer if buffer is not None else like.new_empty(shape)
+    free = _POOL.get((shape, like.dtype, like.device))
+    return free.pop() if free else like.new_empty(shape)
 
 
 def _give_back_buffer(buffer: Tensor) -> None:
-    if len(_POOL) < _POOL_SIZE:
-        _POOL[(tuple(buffer.shape), buffer.dtype, buffer.device)] = buffer
+    if sum(len(free) for free in _POOL.values()) < _POOL_SIZE:
+        _POOL.setdefault((tuple(buffer.shape), buffer.dtype, buffer.device), []).append(buffer)
 
 
 class _Root(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, tape: StepLinear, weight: Tensor, bias: Tensor) -> Tensor:
+    def forward(ctx, tape: _Tape, weight: Tensor, bias: Tensor) -> Tensor:
         ctx.tape = tape
         return weight.new_zeros(())
 
@@ -112,12 +120,12 @@ class _Root(torch.autograd.Function):
 
 class _Use(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, tape: StepLinear, step: int, token: Tensor, *parts: Tensor) -> Tensor:
+    def forward(ctx, tape: _Tape, step: int, token: Tensor, *parts: Tensor) -> Tensor:
         ctx.tape, ctx.step = tape, step
         ctx.widths = [p.shape[1] for p in parts]
         x = tape.inputs[step]
         torch.cat(parts, 1, out=x)
-        return torch.addmm(tape.bias.detach(), x, tape.weight.detach().t())
+        return torch.addmm(tape.bias, x, tape.weight.t())
 
     @staticmethod
     @once_differentiable
@@ -128,7 +136,7 @@ class _Use(torch.autograd.Function):
         needs = ctx.needs_input_grad[3:]
         grad_parts = [None] * len(needs)
         if any(needs):
-            grad_x = grad.mm(tape.weight.detach())
+            grad_x = grad.mm(tape.weight)
             grad_parts = [g if need else None for g, need in zip(grad_x.split(ctx.widths, 1), needs)]
         return (None, None, grad.new_zeros(()), *grad_parts)
 

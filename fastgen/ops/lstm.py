@@ -3,9 +3,10 @@
     lstm_cell_pointwise(gates [B, 4D], c [B, D]) -> (h' [B, D], c' [B, D])
 
 Unfused, the update is ~10 elementwise kernels forward and as many autograd nodes backward, which
-at DRAW's 64 x 256 cells cost more than the arithmetic. The CPU kernel does it in one pass each way,
-recomputing the activations in the backward (csrc/cpu/lstm_kernels_impl.h). There is no GPU
-kernel: CUDA tensors, like the "reference" backend, run the twin.
+at DRAW's 64 x 256 cells cost more than the arithmetic. The CPU kernel does it in one pass each way:
+the forward also stores the five activations, so the backward is a few multiplies per element
+(csrc/cpu/lstm_kernels_impl.h). There is no GPU kernel: CUDA tensors, like the "reference"
+backend, run the twin.
 """
 from __future__ import annotations
 
@@ -39,15 +40,16 @@ def lstm_cell_pointwise(gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
                   and c.dtype in (torch.float32, torch.float64) and _extension.available())
     if not use_kernel:
         return reference.lstm_cell_pointwise(gates, c)
-    return torch.ops.fastgen.lstm_cell_pointwise(gates, c)
+    h, c_out, _activations = torch.ops.fastgen.lstm_cell_pointwise(gates, c)
+    return h, c_out
 
 
 if _extension.available():
 
     @torch.library.register_fake("fastgen::lstm_cell_pointwise")
     def _(gates, c):
-        return torch.empty_like(c), torch.empty_like(c)
+        return torch.empty_like(c), torch.empty_like(c), c.new_empty(c.shape[0], 5 * c.shape[1])
 
     @torch.library.register_fake("fastgen::lstm_cell_pointwise_backward")
-    def _(grad_h, grad_c, gates, c):
-        return torch.empty_like(gates), torch.empty_like(c)
+    def _(grad_h, grad_c, act, c):
+        return c.new_empty(c.shape[0], 4 * c.shape[1]), torch.empty_like(c)

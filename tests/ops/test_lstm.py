@@ -75,9 +75,10 @@ def test_gradcheck_and_opcheck():
     gates, c = (t.requires_grad_() for t in random_inputs(gen, 3, 5, torch.float64, scale=1.0))
     assert torch.autograd.gradcheck(lambda g, cc: lstm_cell_pointwise(g, cc), (gates, c))
     torch.library.opcheck(torch.ops.fastgen.lstm_cell_pointwise, (gates, c))
+    act = torch.ops.fastgen.lstm_cell_pointwise(gates.detach(), c.detach())[2]
     grad_h, grad_c = torch.randn(3, 5, dtype=torch.float64), torch.randn(3, 5, dtype=torch.float64)
-    torch.library.opcheck(torch.ops.fastgen.lstm_cell_pointwise_backward, (grad_h, grad_c, gates.detach(), c.detach()))
-    torch.library.opcheck(torch.ops.fastgen.lstm_cell_pointwise_backward, (None, grad_c, gates.detach(), c.detach()))
+    torch.library.opcheck(torch.ops.fastgen.lstm_cell_pointwise_backward, (grad_h, grad_c, act, c.detach()))
+    torch.library.opcheck(torch.ops.fastgen.lstm_cell_pointwise_backward, (None, grad_c, act, c.detach()))
 
 
 def test_reference_backend_runs_the_twin(monkeypatch):
@@ -108,5 +109,8 @@ def test_bad_input_is_named():
         torch.ops.fastgen.lstm_cell_pointwise(gates[:, :6], c)
     with pytest.raises(RuntimeError, match="float32 or float64"):
         torch.ops.fastgen.lstm_cell_pointwise(gates.half(), c.half())
+    act = torch.ops.fastgen.lstm_cell_pointwise(gates, c)[2]
     with pytest.raises(RuntimeError, match="lstm_cell_pointwise_backward: grad_h must have shape"):
-        torch.ops.fastgen.lstm_cell_pointwise_backward(torch.randn(3, 2), None, gates, c)
+        torch.ops.fastgen.lstm_cell_pointwise_backward(torch.randn(3, 2), None, act, c)
+    with pytest.raises(RuntimeError, match="lstm_cell_pointwise_backward: act must have shape"):
+        torch.ops.fastgen.lstm_cell_pointwise_backward(None, None, gates, c)
