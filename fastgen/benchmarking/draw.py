@@ -5,7 +5,10 @@ Rows (the paper's MNIST model: 28x28, T=64, LSTMs of 256, z of 100, read 2x2, wr
                     fastgen loop: the same loop on the fastgen cpu attention ops;
                     fastgen fused: fastgen.ops.draw_generate, the whole T-step pass in one call
                     (what DRAW.sample runs on the cpu backend)
-  train step, B=64  loss + backward on binarised images, reference ops vs fastgen cpu ops
+  train step, B=64  loss + backward on binarised images: the model on the reference backend (plain
+                    nn.LSTMCell / nn.Linear and reference attention) vs the cpu backend (attention
+                    kernels, fastgen.nn.recurrent's per-sequence weight gradients, the fused
+                    LSTM pointwise op)
 Floor for sampling: the decoder weights (4D x (Z + D) floats, 1.46 MB for this model) are read once
 per step, so T times that many bytes at the measured copy bandwidth of a cache-sized working set.
 """
