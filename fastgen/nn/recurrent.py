@@ -71,6 +71,8 @@ class _Tape:
             out_features, in_features = self.weight.shape
             self.inputs = _take_buffer(self.weight, (self.steps, batch, in_features))
             self.grads = _take_buffer(self.weight, (self.steps, batch, out_features))
+        elif batch != self.inputs.shape[1]:
+            raise ValueError(f"StepLinear: every step needs the first step's batch of {self.inputs.shape[1]}, got {batch}")
         self.used += 1
         return self.used - 1
 

@@ -52,11 +52,14 @@ def test_step_linear_without_grad_mode_is_plain_and_checks_its_use():
         step = StepLinear(weight, bias, 1)
         assert not step.taped
         assert torch.equal(step(x[:, :2], x[:, 2:]), F.linear(x, weight, bias))
-    step = StepLinear(weight, bias, 1)
+    step = StepLinear(weight, bias, 2)
     with pytest.raises(ValueError, match="5"):
         step(x[:, :4])
     step(x)
-    with pytest.raises(RuntimeError, match="more than the 1 steps"):
+    with pytest.raises(ValueError, match="first step's batch of 2"):
+        step(x[:1])
+    step(x)
+    with pytest.raises(RuntimeError, match="more than the 2 steps"):
         step(x)
     with pytest.raises(ValueError, match="weight must be"):
         StepLinear(weight, bias[:2], 1)
