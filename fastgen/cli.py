@@ -791,6 +791,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         "checkpoint": str(ckpt.directory),
         "checkpoint_step": ckpt.step,
     }
+    compare_lines = []
+    if args.compare:
+        with _user_errors():
+            report["compare"], compare_lines = _compare_runs(model, run, args, spec)
     fidelity_lines = []
     if getattr(args, "fidelity", False):
         with _user_errors():
@@ -804,10 +808,33 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     print(f"  binarisation: {result['protocol']}")
     print("  single-sample estimate per image: one z ~ q(z|x) per test image, seed "
           f"{result['seed']} (an upper bound on -log p(x) only in expectation)")
-    for line in fidelity_lines:
+    for line in compare_lines + fidelity_lines:
         print(line)
     print(f"written to {out}")
     return 0
+
+
+def _compare_runs(model, run: dict, args: argparse.Namespace, spec) -> tuple[dict, list[str]]:
+    """eval --compare OTHER: both models' bounds on the same test images and the same z seed, and
+    the paired difference (this run minus OTHER) with its standard error."""
+    rec = _recipes()
+    other, other_run, other_ckpt = rec.load_run(args.compare, args.model)
+    mine, theirs = rec.spec_from_run(run), rec.spec_from_run(other_run)
+    if spec is None and mine.name != theirs.name:
+        raise rec.RecipeError(f"cannot compare: {args.compare} was trained on {theirs.name}, this run on "
+                              f"{mine.name} (--data evaluates both on one source)")
+    if mine.test_protocol() != theirs.test_protocol():
+        raise rec.RecipeError(f"cannot compare: the test sets are binarised differently ({mine.test_protocol()} "
+                              f"here, {theirs.test_protocol()} there)")
+    test = rec.test_split_for(run, spec, args.max_test)
+    seed = run["eval"]["seed"] if args.seed is None else args.seed
+    result = rec.paired_difference(model, other, args.model, test, seed=seed, batch_size=args.batch_size,
+                                   progress=sys.stderr.isatty())
+    result.update(other_checkpoint=str(other_ckpt.directory), other_checkpoint_step=other_ckpt.step)
+    lines = [f"  vs {other_ckpt.directory} (step {other_ckpt.step}): {result['other_nll_bound']:.2f} nats/image; "
+             f"this minus that: {result['difference']:+.2f} ± {result['difference_sem']:.2f} (paired s.e., "
+             f"{result['n']:,} images)"]
+    return result, lines
 
 
 def _add_eval(commands: argparse._SubParsersAction) -> None:
@@ -828,6 +855,9 @@ def _add_eval(commands: argparse._SubParsersAction) -> None:
         m.add_argument("--seed", type=_non_negative_int, help="seed of the z samples (default: the run's eval seed)")
         m.add_argument("--batch-size", type=_positive_int, default=250, metavar="B", help="default %(default)s")
         m.add_argument("--out", metavar="FILE", help="where to write the JSON (default: RUN/eval.json)")
+        m.add_argument("--compare", metavar="DIR",
+                       help="another run of the same model and data: also report its bound on the same "
+                            "test images and z seed, and the paired difference with its standard error")
         m.add_argument("--threads", type=_positive_int, metavar="N", help="torch CPU threads")
         if kind == "aligndraw":
             f = m.add_argument_group("caption fidelity (fastgen.eval.caption_fidelity)")

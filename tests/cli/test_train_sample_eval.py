@@ -138,6 +138,34 @@ def test_eval_accepts_checkpoint_subfolder_and_out(runs, tmp_path):
     assert json.loads(out.read_text())["n_test"] == 8
 
 
+def test_eval_compare_reports_the_paired_difference(runs, tmp_path, capsys):
+    """--compare: the other run's bound on the same images and z seed, and this minus that."""
+    other = tmp_path / "other"
+    assert train("draw", other, "--epochs", "1", "--no-attention") == 0
+    evals = {}
+    for name, run in (("this", runs / "draw"), ("other", other)):
+        out = tmp_path / f"{name}.json"
+        assert cli.main(["eval", "draw", "--checkpoint", str(run), "--max-test", "32", "--out", str(out)]) == 0
+        evals[name] = json.loads(out.read_text())["value"]
+    out = tmp_path / "compare.json"
+    assert cli.main(["eval", "draw", "--checkpoint", str(runs / "draw"), "--max-test", "32", "--compare",
+                     str(other), "--out", str(out)]) == 0
+    compare = json.loads(out.read_text())["compare"]
+    assert compare["n"] == 32 and compare["difference_sem"] > 0
+    assert compare["nll_bound"] == pytest.approx(evals["this"], rel=1e-9)
+    assert compare["other_nll_bound"] == pytest.approx(evals["other"], rel=1e-9)
+    assert compare["difference"] == pytest.approx(evals["this"] - evals["other"], rel=1e-9)
+    assert "paired s.e." in capsys.readouterr().out
+
+
+def test_eval_compare_refuses_other_test_data(runs, tmp_path, capsys):
+    other = tmp_path / "other"
+    assert train("draw", other, "--epochs", "1", "--binarize-seed", "5") == 0
+    assert cli.main(["eval", "draw", "--checkpoint", str(runs / "draw"), "--max-test", "8", "--compare",
+                     str(other), "--out", str(tmp_path / "c.json")]) != 0
+    assert "binarised differently" in capsys.readouterr().err
+
+
 # --- sample ---------------------------------------------------------------------------------------
 
 def test_sample_draw_png_and_gif(runs, tmp_path, capsys):
