@@ -1,5 +1,5 @@
 // Torch binding of the CPU attention kernels: argument checks, output allocation, threading over the
-// threading over the batch, and the run-time choice between the generic and AVX2 builds.
+// batch, and the run-time choice between the generic and AVX2 builds.
 #include <ATen/Parallel.h>
 #include <ATen/Dispatch.h>
 #include <torch/library.h>
