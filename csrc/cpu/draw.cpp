@@ -6,6 +6,7 @@
 #include <torch/library.h>
 
 #include <cmath>
+#include <memory>
 #include <vector>
 
 #include "draw_kernels.h"
@@ -64,10 +65,13 @@ at::Tensor draw_generate(const at::Tensor& noise, const at::Tensor& w_ih, const 
                            tensors[3].const_data_ptr<S>(), tensors[4].const_data_ptr<S>(),
                            tensors[5].const_data_ptr<S>(), tensors[6].const_data_ptr<S>(),
                            tensors[7].const_data_ptr<S>()};
+    // Once per call, shared by every worker; packing writes every element, so no zero fill.
+    const std::unique_ptr<S[]> packed(new S[draw_packed_elems(d)]);
+    kernels<S>().pack_gate_weights(d, w, packed.get());
     at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
       std::vector<S> scratch(draw_scratch_elems(d));
-      kernels<S>().generate(d, tensors[0].const_data_ptr<S>(), w, canvas.mutable_data_ptr<S>(), b0, b1,
-                            scratch.data());
+      kernels<S>().generate(d, tensors[0].const_data_ptr<S>(), w, packed.get(), canvas.mutable_data_ptr<S>(), b0,
+                            b1, scratch.data());
     });
   });
   return canvas;

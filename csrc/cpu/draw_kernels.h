@@ -27,19 +27,27 @@ struct DrawWeights {
   const T* b_window;  // [5]
 };
 
-// Scratch elements one worker needs: the attention scratch, the packed gate weights (panels of 8
-// rows, columns padded to 8) and the step vectors, each piece rounded to a whole vector.
-inline int64_t draw_scratch_elems(const DrawDims& d) {
+// Elements of the packed gate weights [W_ih | W_hh]: panels of 8 rows, columns padded to 8 (an
+// upper bound for either build's vector width).
+inline int64_t draw_packed_elems(const DrawDims& d) {
   const auto pad8 = [](int64_t n) { return (n + 7) / 8 * 8; };
-  const int64_t patch = d.write.C * d.write.N * d.write.N, K = pad8(d.Z + d.D);
-  return attention_scratch_elems(d.write) + pad8(4 * d.D) * K + K + 5 * d.D + patch + 8 + 16 * 8;
+  return pad8(4 * d.D) * pad8(d.Z + d.D);
+}
+
+// Scratch elements one worker needs: the attention scratch and the step vectors, each piece rounded
+// to a whole vector.
+inline int64_t draw_scratch_elems(const DrawDims& d) {
+  const int64_t patch = d.write.C * d.write.N * d.write.N;
+  return attention_scratch_elems(d.write) + (d.Z + d.D + 8) + 5 * d.D + patch + 8 + 16 * 8;
 }
 
 template <typename T>
 struct DrawKernels {
-  // canvas[b] (logits, zero-initialised by the caller) for examples [b0, b1); noise is [T, B, Z].
-  void (*generate)(const DrawDims&, const T* noise, const DrawWeights<T>& w, T* canvas, int64_t b0, int64_t b1,
-                   T* scratch);
+  // packed[draw_packed_elems(d)] = the decoder's gate weights in the layout generate reads; once per call
+  void (*pack_gate_weights)(const DrawDims&, const DrawWeights<T>& w, T* packed);
+  // canvas[b] (logits, zero-initialised by the caller) for examples [b0, b1); noise is [T, B, Z]
+  void (*generate)(const DrawDims&, const T* noise, const DrawWeights<T>& w, const T* packed, T* canvas,
+                   int64_t b0, int64_t b1, T* scratch);
 };
 
 namespace generic {

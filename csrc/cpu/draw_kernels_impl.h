@@ -3,8 +3,9 @@
 // anonymous namespace).
 //
 // Per example and step: gates = b + [W_ih | W_hh] [z_t; h] (one pass over the decoder weights, packed
-// once per call; that pass is the floor at batch 1), the LSTM cell update, the patch and window heads, and the Gaussian write
-// added into the canvas. Batch rows are independent, so the binding parallelises over them.
+// once per call; that pass is the floor at batch 1), the LSTM cell update, the patch and window
+// heads, and the Gaussian write added into the canvas. Batch rows are independent, so the binding
+// packs the weights once and parallelises over the rows.
 #include "draw_kernels.h"
 
 namespace fastgen {
@@ -78,20 +79,18 @@ void packed_gemv_acc(int64_t R, int64_t Kp, const T* packed, const T* x, T* y) {
 }
 
 template <typename T>
-void generate(const DrawDims& d, const T* noise, const DrawWeights<T>& w, T* canvas, int64_t b0, int64_t b1,
-              T* scratch) {
+void generate(const DrawDims& d, const T* noise, const DrawWeights<T>& w, const T* packed, T* canvas, int64_t b0,
+              int64_t b1, T* scratch) {
   const AttentionDims& a = d.write;
   const int64_t D = d.D, patch_size = a.C * a.N * a.N, Kp = padded<T>(d.Z + d.D);
   T* attention_scratch = scratch;
   Arena<T> arena{scratch + attention_scratch_elems(a)};
-  T* packed = arena.take((4 * D + kPanelRows - 1) / kPanelRows * kPanelRows * Kp);
   T* zh = arena.take(Kp);  // [z_t; h; zero padding]: the gate product's input
   T* h = zh + d.Z;
   T* c = arena.take(D);
   T* gates = arena.take(4 * D);
   T* patch = arena.take(patch_size);
   T* window = arena.take(am::kNumParams);
-  pack_gate_weights<T>(d, w, packed);
   for (int64_t b = b0; b < b1; ++b) {
     std::fill(zh, zh + Kp, T(0));
     std::fill(c, c + D, T(0));
@@ -115,7 +114,7 @@ void generate(const DrawDims& d, const T* noise, const DrawWeights<T>& w, T* can
 
 template <typename T>
 DrawKernels<T> draw_kernels() {
-  return {&generate<T>};
+  return {&pack_gate_weights<T>, &generate<T>};
 }
 template DrawKernels<float> draw_kernels<float>();
 template DrawKernels<double> draw_kernels<double>();

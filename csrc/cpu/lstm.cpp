@@ -19,20 +19,28 @@ const LstmKernels<T>& kernels() {
   return table;
 }
 
-// gates [B, 4D] and c [B, D], floating, same dtype and device; returns D.
-int64_t check_lstm_args(const char* op, const at::Tensor& gates, const at::Tensor& c) {
+// c [B, D] (float32 or float64) and the per-row tensor `name` [B, width * D] of c's dtype and device
+// (gates: width 4, the saved activations: width 5); returns D.
+int64_t check_lstm_args(const char* op, const at::Tensor& rows, const char* name, int64_t width, const at::Tensor& c) {
   TORCH_CHECK(c.dim() == 2, op, ": c must be [B, D], got ", c.sizes());
   TORCH_CHECK(c.scalar_type() == at::kFloat || c.scalar_type() == at::kDouble, op,
               ": c must be float32 or float64 on the CPU, got ", c.scalar_type());
-  check_same_shape(op, gates, "gates", {c.size(0), 4 * c.size(1)}, c);
+  check_same_shape(op, rows, name, {c.size(0), width * c.size(1)}, c);
   return c.size(1);
+}
+
+// An output gradient that autograd may leave out: contiguous and like c, or undefined.
+at::Tensor optional_grad(const char* op, const std::optional<at::Tensor>& grad, const char* name, const at::Tensor& c) {
+  if (!grad.has_value() || !grad->defined()) return at::Tensor();
+  check_same_shape(op, *grad, name, {c.size(0), c.size(1)}, c);
+  return grad->contiguous();
 }
 
 // Rows per task: ~16k elements, so DRAW's 64 x 256 cells are not split across threads.
 int64_t grain(int64_t D) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(1, D)); }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> lstm_cell_pointwise(const at::Tensor& gates_in, const at::Tensor& c_in) {
-  const int64_t D = check_lstm_args("lstm_cell_pointwise", gates_in, c_in);
+  const int64_t D = check_lstm_args("lstm_cell_pointwise", gates_in, "gates", 4, c_in);
   const auto gates = gates_in.contiguous();
   const auto c = c_in.contiguous();
   auto h = at::empty_like(c);
@@ -52,20 +60,9 @@ std::tuple<at::Tensor, at::Tensor> lstm_cell_pointwise_backward(const std::optio
                                                                 const std::optional<at::Tensor>& grad_c_in,
                                                                 const at::Tensor& act_in, const at::Tensor& c_in) {
   const char* op = "lstm_cell_pointwise_backward";
-  TORCH_CHECK(c_in.dim() == 2, op, ": c must be [B, D], got ", c_in.sizes());
-  TORCH_CHECK(c_in.scalar_type() == at::kFloat || c_in.scalar_type() == at::kDouble, op,
-              ": c must be float32 or float64 on the CPU, got ", c_in.scalar_type());
-  const int64_t B = c_in.size(0), D = c_in.size(1);
-  check_same_shape(op, act_in, "act", {B, 5 * D}, c_in);
-  at::Tensor grad_h, grad_c;
-  if (grad_h_in.has_value() && grad_h_in->defined()) {
-    check_same_shape(op, *grad_h_in, "grad_h", {B, D}, c_in);
-    grad_h = grad_h_in->contiguous();
-  }
-  if (grad_c_in.has_value() && grad_c_in->defined()) {
-    check_same_shape(op, *grad_c_in, "grad_c", {B, D}, c_in);
-    grad_c = grad_c_in->contiguous();
-  }
+  const int64_t D = check_lstm_args(op, act_in, "act", 5, c_in), B = c_in.size(0);
+  const at::Tensor grad_h = optional_grad(op, grad_h_in, "grad_h", c_in);
+  const at::Tensor grad_c = optional_grad(op, grad_c_in, "grad_c", c_in);
   const auto act = act_in.contiguous();
   const auto c = c_in.contiguous();
   auto grad_gates = at::empty({B, 4 * D}, c.options());
