@@ -56,7 +56,9 @@ def test_future_inputs_do_not_change_earlier_outputs(kernel_size, cond):
 
 def test_receptive_field_is_exact():
     gen = fresh_generator()
-    model = make(gen)
+    # float64: the oldest input in the field reaches the last output through every layer, and in
+    # float32 its effect fell below one ulp of the output for about 6% of random models.
+    model = make(gen).double()
     rf = model.config.receptive_field
     assert rf == 1 + 2 * (1 + 2 + 4 + 8)
     T = rf + 5
