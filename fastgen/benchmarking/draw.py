@@ -6,9 +6,9 @@ Rows (the paper's MNIST model: 28x28, T=64, LSTMs of 256, z of 100, read 2x2, wr
                     fastgen fused: fastgen.ops.draw_generate, the whole T-step pass in one call
                     (what DRAW.sample runs on the cpu backend)
   train step, B=64  loss + backward on binarised images: the model on the reference backend (plain
-                    nn.LSTMCell / nn.Linear and reference attention) vs the cpu backend (attention
-                    kernels, fastgen.nn.recurrent's per-sequence weight gradients, the fused
-                    LSTM pointwise op)
+                    nn.LSTMCell / nn.Linear and reference attention) vs the cpu backend
+                    (fastgen.models.draw_bptt's hand-written core: the attention kernels, the
+                    fused LSTM pointwise op, per-sequence weight gradients)
 Floor for sampling: the decoder weights (4D x (Z + D) floats, 1.46 MB for this model) are read once
 per step, so T times that many bytes at the measured copy bandwidth of a cache-sized working set.
 """

@@ -38,7 +38,8 @@ from torch import Tensor, nn
 from fastgen import _extension
 from fastgen.backend import BACKENDS, get_backend, use_backend
 from fastgen.nn.attention import GaussianRead, GaussianWrite
-from fastgen.nn.recurrent import step_linears, step_lstm
+from fastgen.nn.recurrent import lstm_gate_weights, stacked_linears, step_linears, step_lstm
+from fastgen.models.draw_bptt import CoreWeights, draw_core
 from fastgen.models.config_utils import check_positive_ints, is_positive_int, resolve_config
 from fastgen.ops.draw import draw_generate
 
@@ -256,34 +257,65 @@ class DRAW(nn.Module):
         """
         cfg = self.config
         check_images("DRAW", x, cfg)
-        dtype = self.q_mu.weight.dtype
-        x = x.to(dtype)
-        B = x.shape[0]
+        x = x.to(self.q_mu.weight.dtype)
         with backend_context(cfg.attention_backend):
-            # Off the reference backend the recurrent layers take fastgen.nn.recurrent's fast path
-            # (fused gate products, weight gradients once per sequence); same values either way.
-            fast = get_backend() != "reference"
-            encoder = step_lstm(self.encoder, cfg.T, fast)
-            decoder = step_lstm(self.decoder, cfg.T, fast)
-            q_heads = step_linears([self.q_mu, self.q_log_sigma], cfg.T, fast)
-            read_heads = step_linears(self.reader.heads, cfg.T, fast)
-            write_heads = step_linears(self.writer.heads, cfg.T, fast)
-            canvas = x.new_zeros(x.shape)
-            h_enc, c_enc = self._zeros(B, cfg.enc_size, x), self._zeros(B, cfg.enc_size, x)
-            h_dec, c_dec = self._zeros(B, cfg.dec_size, x), self._zeros(B, cfg.dec_size, x)
-            kl_steps = []
-            for _ in range(cfg.T):
-                x_hat = x - torch.sigmoid(canvas)
-                r = self.reader.apply_heads(x, x_hat, read_heads(h_dec))
-                h_enc, c_enc = encoder((h_enc, c_enc), r, h_dec)
-                mu, log_sigma = q_heads(h_enc)
-                z = mu + torch.exp(log_sigma) * standard_noise(mu, generator)
-                kl_steps.append(kl_standard_normal(mu, log_sigma).sum(1))
-                h_dec, c_dec = decoder((h_dec, c_dec), z)
-                canvas, _ = self.writer.apply_heads(write_heads(h_dec), canvas)
-        kl_steps = torch.stack(kl_steps)
+            run = self._run_core if self._can_run_core(x) else self._run_steps
+            canvas, kl_steps = run(x, generator)
         recon = reconstruction_nll(canvas, x, cfg.likelihood, cfg.output_std)
         return {"recon": recon, "kl": kl_steps.sum(0), "kl_steps": kl_steps, "logits": canvas}
+
+    def _run_steps(self, x: Tensor, generator: Optional[torch.Generator]) -> tuple[Tensor, Tensor]:
+        """(c_T, per-step KL [T, B]) step by step under autograd (every configuration and backend)."""
+        cfg = self.config
+        B = x.shape[0]
+        # Off the reference backend the recurrent layers take fastgen.nn.recurrent's fast path
+        # (fused gate products, weight gradients once per sequence); same values either way.
+        fast = get_backend() != "reference"
+        encoder = step_lstm(self.encoder, cfg.T, fast)
+        decoder = step_lstm(self.decoder, cfg.T, fast)
+        q_heads = step_linears([self.q_mu, self.q_log_sigma], cfg.T, fast)
+        read_heads = step_linears(self.reader.heads, cfg.T, fast)
+        write_heads = step_linears(self.writer.heads, cfg.T, fast)
+        canvas = x.new_zeros(x.shape)
+        h_enc, c_enc = self._zeros(B, cfg.enc_size, x), self._zeros(B, cfg.enc_size, x)
+        h_dec, c_dec = self._zeros(B, cfg.dec_size, x), self._zeros(B, cfg.dec_size, x)
+        kl_steps = []
+        for _ in range(cfg.T):
+            x_hat = x - torch.sigmoid(canvas)
+            r = self.reader.apply_heads(x, x_hat, read_heads(h_dec))
+            h_enc, c_enc = encoder((h_enc, c_enc), r, h_dec)
+            mu, log_sigma = q_heads(h_enc)
+            z = mu + torch.exp(log_sigma) * standard_noise(mu, generator)
+            kl_steps.append(kl_standard_normal(mu, log_sigma).sum(1))
+            h_dec, c_dec = decoder((h_dec, c_dec), z)
+            canvas, _ = self.writer.apply_heads(write_heads(h_dec), canvas)
+        return canvas, torch.stack(kl_steps)
+
+    def _can_run_core(self, x: Tensor) -> bool:
+        """Whether forward may run fastgen.models.draw_bptt's core: read and write attention, the cpu
+        kernels (cpu or auto backend, CPU float32/float64), and images that need no gradient."""
+        weight = self.q_mu.weight
+        return (self.reader.attention is not None and self.writer.attention is not None
+                and get_backend() in ("auto", "cpu") and x.device.type == "cpu" and weight.device.type == "cpu"
+                and weight.dtype in (torch.float32, torch.float64) and not x.requires_grad
+                and _extension.available())
+
+    def _run_core(self, x: Tensor, generator: Optional[torch.Generator]) -> tuple[Tensor, Tensor]:
+        """(c_T, per-step KL [T, B]) through fastgen.models.draw_bptt's hand-written core."""
+        cfg = self.config
+        B, Z = x.shape[0], cfg.z_size
+        eps = x.new_empty(cfg.T, B, Z)
+        for t in range(cfg.T):  # step by step, so the numbers are the ones _run_steps draws
+            eps[t] = standard_noise(eps[t], generator)
+        canvas, q = draw_core(x, eps, cfg.read_N, cfg.write_N, self.core_weights())
+        return canvas, kl_standard_normal(q[..., :Z], q[..., Z:]).sum(2)
+
+    def core_weights(self) -> CoreWeights:
+        """The model's linear maps stacked the way fastgen.models.draw_bptt builds its rows."""
+        return CoreWeights(
+            *stacked_linears(self.reader.heads), *lstm_gate_weights(self.encoder),
+            *stacked_linears([self.q_mu, self.q_log_sigma]), *lstm_gate_weights(self.decoder),
+            *stacked_linears(self.writer.heads))
 
     def loss(self, x: Tensor, generator: Optional[torch.Generator] = None) -> tuple[Tensor, dict[str, Tensor]]:
         """(mean negative lower bound over the batch, metrics in nats per image)."""

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+from fastgen.nn.buffer_pool import give_back_buffer, take_buffer
 from fastgen.ops.lstm import lstm_cell_pointwise
 
 
@@ -69,8 +70,8 @@ class _Tape:
             raise RuntimeError(f"StepLinear: called more than the {self.steps} steps it was made for")
         if self.used == 0:
             out_features, in_features = self.weight.shape
-            self.inputs = _take_buffer(self.weight, (self.steps, batch, in_features))
-            self.grads = _take_buffer(self.weight, (self.steps, batch, out_features))
+            self.inputs = take_buffer(self.weight, (self.steps, batch, in_features))
+            self.grads = take_buffer(self.weight, (self.steps, batch, out_features))
         elif batch != self.inputs.shape[1]:
             raise ValueError(f"StepLinear: every step needs the first step's batch of {self.inputs.shape[1]}, got {batch}")
         self.used += 1
@@ -78,25 +79,8 @@ class _Tape:
 
     def __del__(self):
         if self.inputs is not None:
-            _give_back_buffer(self.inputs)
-            _give_back_buffer(self.grads)
-
-
-# Buffers of finished passes, for the next one. Fresh multi-megabyte tensors come from mmap and
-# pay a page fault per 4 KiB on first touch: measured 76 us per [64, 1024] step copy, which took
-# DRAW's training step 20 ms slower than reusing memory. At most _POOL_SIZE buffers are kept.
-_POOL: dict[tuple, list[Tensor]] = {}
-_POOL_SIZE = 32
-
-
-def _take_buffer(like: Tensor, shape: tuple[int, ...]) -> Tensor:
-    free = _POOL.get((shape, like.dtype, like.device))
-    return free.pop() if free else like.new_empty(shape)
-
-
-def _give_back_buffer(buffer: Tensor) -> None:
-    if sum(len(free) for free in _POOL.values()) < _POOL_SIZE:
-        _POOL.setdefault((tuple(buffer.shape), buffer.dtype, buffer.device), []).append(buffer)
+            give_back_buffer(self.inputs)
+            give_back_buffer(self.grads)
 
 
 class _Root(torch.autograd.Function):
@@ -152,9 +136,7 @@ def step_lstm(cell: nn.LSTMCell, steps: int, fast: bool) -> Callable[..., tuple[
     """
     if not fast:
         return lambda state, *parts: cell(parts[0] if len(parts) == 1 else torch.cat(parts, 1), state)
-    weight = torch.cat([cell.weight_ih, cell.weight_hh], 1)
-    bias = cell.bias_ih + cell.bias_hh if cell.bias else weight.new_zeros(weight.shape[0])
-    gates = StepLinear(weight, bias, steps)
+    gates = StepLinear(*lstm_gate_weights(cell), steps)
     return lambda state, *parts: lstm_cell_pointwise(gates(*parts, state[0]), state[1])
 
 
@@ -167,6 +149,18 @@ def step_linears(linears: Sequence[nn.Linear], steps: int, fast: bool) -> Callab
     if not fast or not linears:
         return lambda x: [m(x) for m in linears]
     sizes = [m.out_features for m in linears]
-    biases = [m.bias if m.bias is not None else m.weight.new_zeros(m.out_features) for m in linears]
-    stacked = StepLinear(torch.cat([m.weight for m in linears]), torch.cat(biases), steps)
+    stacked = StepLinear(*stacked_linears(linears), steps)
     return lambda x: list(stacked(x).split(sizes, 1))
+
+
+def lstm_gate_weights(cell: nn.LSTMCell) -> tuple[Tensor, Tensor]:
+    """(weight [4D, in + D], bias [4D]): the cell's gate product as one map of [input, h]."""
+    weight = torch.cat([cell.weight_ih, cell.weight_hh], 1)
+    bias = cell.bias_ih + cell.bias_hh if cell.bias else weight.new_zeros(weight.shape[0])
+    return weight, bias
+
+
+def stacked_linears(linears: Sequence[nn.Linear]) -> tuple[Tensor, Tensor]:
+    """(weight, bias) of heads on one input stacked into one map (a head without bias adds zeros)."""
+    biases = [m.bias if m.bias is not None else m.weight.new_zeros(m.out_features) for m in linears]
+    return torch.cat([m.weight for m in linears]), torch.cat(biases)

@@ -1,0 +1,195 @@
+"""DRAW's recurrent core with hand-written backpropagation through time (the fast training path).
+
+Under autograd, one step of DRAW with attention records ~50 nodes (the heads, the read, two LSTMs,
+the latent sample, the write, the error image). At the paper's MNIST model (B=64, T=64) their
+bookkeeping, plus copying every step's rows onto fastgen.nn.recurrent's tapes, cost 134 ms of a
+425 ms training step whose matrix products alone take 291 ms. Here the whole T-step loop is one
+autograd Function (425 -> 352 ms on one core, `fastgen bench draw`):
+
+  * forward runs fastgen's ops with no graph, keeping on [T, ...] tapes what backward needs:
+    each product's input rows, the LSTMs' saved activations and cells, the read input [x, x^],
+    the window parameters and the patches;
+  * backward walks the steps in reverse through the ops' own backward kernels
+    (attention_read_backward, attention_write_backward, lstm_cell_pointwise_backward) and keeps
+    each product's output gradient on a tape, so every weight gradient is one product over all
+    T * B rows (the batching fastgen.nn.recurrent does under autograd).
+
+The tapes come from fastgen.nn.buffer_pool and go back to it when backward is done, so a second
+backward through the same graph (retain_graph) is refused with a clear error.
+
+The core maps (x, eps, weights) to (c_T, q) where q [T, B, 2Z] holds every step's (mu, log sigma):
+the loss terms on them (reconstruction, KL) stay in plain autograd outside. The weights are the
+model's stacked matrices (DRAW.core_weights), so their gradients flow on to the parameters.
+Its twin is the same model on the reference backend; tests compare loss and every gradient.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from fastgen.nn.buffer_pool import give_back_buffer, take_buffer
+
+_ops = torch.ops.fastgen
+
+
+class CoreWeights(NamedTuple):
+    """DRAW's linear maps as [out, in] matrices with biases, inputs in the order the rows are built:
+
+    read  h_dec_{t-1} -> read window [5]
+    enc   [r_t, h_dec_{t-1}, h_enc_{t-1}] -> encoder gates [4E]
+    q     h_enc_t -> [mu, log sigma] [2Z]
+    dec   [z_t, h_dec_{t-1}] -> decoder gates [4D]
+    write h_dec_t -> [write window [5], patch [C N N]]
+    """
+
+    read: Tensor
+    read_bias: Tensor
+    enc: Tensor
+    enc_bias: Tensor
+    q: Tensor
+    q_bias: Tensor
+    dec: Tensor
+    dec_bias: Tensor
+    write: Tensor
+    write_bias: Tensor
+
+
+def draw_core(x: Tensor, eps: Tensor, read_N: int, write_N: int, weights: CoreWeights) -> tuple[Tensor, Tensor]:
+    """(c_T [B, C, H, W], q [T, B, 2Z]) of DRAW with attention on images x, with noise eps [T, B, Z].
+
+    CPU float32/float64 only (the caller checks); x itself gets no gradient.
+    """
+    return _DRAWCore.apply(x, eps, read_N, write_N, *weights)
+
+
+class _Tapes:
+    """Named [T, ...] scratch tensors from fastgen.nn.buffer_pool, given back by release()."""
+
+    def __init__(self, like: Tensor, **shapes: tuple[int, ...]):
+        self._names = list(shapes)
+        for name, shape in shapes.items():
+            setattr(self, name, take_buffer(like, shape))
+
+    def release(self) -> None:
+        for name in self._names:
+            give_back_buffer(getattr(self, name))
+            delattr(self, name)
+        self._names = []
+
+
+class _DRAWCore(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, eps, read_N, write_N, *weights):
+        w = CoreWeights(*weights)
+        T, B, Z = eps.shape
+        C, H, W = x.shape[1:]
+        D, E = w.dec.shape[0] // 4, w.enc.shape[0] // 4
+        R = 2 * C * read_N * read_N
+        tape = _Tapes(
+            x,
+            enc_in=(T, B, R + D + E),  # the encoder product's input rows [r_t, h_dec_{t-1}, h_enc_{t-1}]
+            dec_in=(T, B, Z + D),  # the decoder's [z_t, h_dec_{t-1}]
+            h_dec=(T + 1, B, D),  # h_dec_0..T: the read head's inputs, and from 1 the write head's
+            h_enc=(T, B, E),  # the q head's inputs
+            read_in=(T, B, 2 * C, H, W),  # [x, x^_t]
+            read_win=(T, B, 5),
+            write_out=(T, B, 5 + C * write_N * write_N),  # [window, patch]
+            sigma_eps=(T, B, Z),  # z_t - mu_t
+        )
+        q = x.new_empty(T, B, 2 * Z)  # an output: not a pooled tape
+        acts, cells = [], []  # per step: both LSTMs' saved activations and cells c_{t-1}
+
+        tape.h_dec[0].zero_()
+        c_enc, c_dec = x.new_zeros(B, E), x.new_zeros(B, D)
+        canvas = x.new_zeros(x.shape)
+        tape.read_in[:, :, :C] = x
+        for t in range(T):
+            torch.sub(x, torch.sigmoid(canvas), out=tape.read_in[t, :, C:])
+            torch.addmm(w.read_bias, tape.h_dec[t], w.read.t(), out=tape.read_win[t])
+            enc_in = tape.enc_in[t]
+            enc_in[:, :R] = _ops.attention_read(tape.read_in[t], tape.read_win[t], read_N).view(B, R)
+            enc_in[:, R:R + D] = tape.h_dec[t]
+            enc_in[:, R + D:] = tape.h_enc[t - 1] if t > 0 else 0
+            h, c_enc_next, act_enc = _ops.lstm_cell_pointwise(torch.addmm(w.enc_bias, enc_in, w.enc.t()), c_enc)
+            tape.h_enc[t] = h
+            torch.addmm(w.q_bias, h, w.q.t(), out=q[t])
+            torch.mul(torch.exp(q[t, :, Z:]), eps[t], out=tape.sigma_eps[t])
+            dec_in = tape.dec_in[t]
+            torch.add(q[t, :, :Z], tape.sigma_eps[t], out=dec_in[:, :Z])
+            dec_in[:, Z:] = tape.h_dec[t]
+            h, c_dec_next, act_dec = _ops.lstm_cell_pointwise(torch.addmm(w.dec_bias, dec_in, w.dec.t()), c_dec)
+            tape.h_dec[t + 1] = h
+            torch.addmm(w.write_bias, h, w.write.t(), out=tape.write_out[t])
+            canvas = _ops.attention_write(_patch(tape.write_out[t], C, write_N), tape.write_out[t, :, :5], H, W, canvas)
+            acts.append((act_enc, act_dec))
+            cells.append((c_enc, c_dec))
+            c_enc, c_dec = c_enc_next, c_dec_next
+
+        if any(ctx.needs_input_grad):
+            ctx.sizes = (read_N, write_N, C, H, W, Z, D, E, R)
+            ctx.tape, ctx.acts, ctx.cells, ctx.weights = tape, acts, cells, w
+        else:
+            tape.release()
+        return canvas, q
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_canvas, grad_q):
+        if ctx.tape is None:
+            raise RuntimeError("draw_core: backward ran twice; this path frees its tapes after the first "
+                               "(retain_graph is not supported: use the reference backend)")
+        read_N, write_N, C, H, W, Z, D, E, R = ctx.sizes
+        tape, w = ctx.tape, ctx.weights
+        T, B = tape.enc_in.shape[:2]
+        # Output gradients of every product, one tape each: the weight gradients are G^T X at the end.
+        grads = _Tapes(tape.enc_in, read=(T, B, 5), enc=(T, B, 4 * E), q=(T, B, 2 * Z), dec=(T, B, 4 * D),
+                       write=tape.write_out.shape)
+        g_canvas = grad_canvas.contiguous()  # autograd passes zeros for an output that got no gradient
+        dh_dec = tape.enc_in.new_zeros(B, D)  # dL/dh_dec_t from step t+1 (encoder, decoder, read head)
+        dh_enc = tape.enc_in.new_zeros(B, E)  # dL/dh_enc_t from the encoder at step t+1
+        dc_dec = dc_enc = None
+        for t in reversed(range(T)):
+            (act_enc, act_dec), (c_enc, c_dec) = ctx.acts[t], ctx.cells[t]
+            # canvas_t = canvas_{t-1} + write(patch_t, window_t)
+            g_patch, g_win = _ops.attention_write_backward(
+                g_canvas, _patch(tape.write_out[t], C, write_N), tape.write_out[t, :, :5], H, W)
+            grads.write[t, :, :5], grads.write[t, :, 5:] = g_win, g_patch.view(B, -1)
+            dh_dec.addmm_(grads.write[t], w.write)
+            g_gates, dc_dec = _ops.lstm_cell_pointwise_backward(dh_dec, dc_dec, act_dec, c_dec)
+            grads.dec[t] = g_gates
+            d_dec_in = g_gates.mm(w.dec)  # [dL/dz_t, dL/dh_dec_{t-1} from the decoder]
+            # z = mu + sigma * eps, sigma = exp(log sigma)
+            dz = d_dec_in[:, :Z]
+            torch.add(grad_q[t, :, :Z], dz, out=grads.q[t, :, :Z])
+            torch.addcmul(grad_q[t, :, Z:], dz, tape.sigma_eps[t], out=grads.q[t, :, Z:])
+            dh_enc = torch.addmm(dh_enc, grads.q[t], w.q)
+            g_gates, dc_enc = _ops.lstm_cell_pointwise_backward(dh_enc, dc_enc, act_enc, c_enc)
+            grads.enc[t] = g_gates
+            d_enc_in = g_gates.mm(w.enc)  # [dL/dr_t, dL/dh_dec_{t-1}, dL/dh_enc_{t-1}]
+            d_read_in, g_win = _ops.attention_read_backward(
+                d_enc_in[:, :R].reshape(B, 2 * C, read_N, read_N), tape.read_in[t], tape.read_win[t], read_N)
+            grads.read[t] = g_win
+            dh_enc = d_enc_in[:, R + D:]
+            dh_dec = torch.add(d_dec_in[:, Z:], d_enc_in[:, R:R + D]).addmm_(g_win, w.read)
+            # x^_t = x - sigmoid(canvas_{t-1}): sigmoid = x - x^_t, its derivative s (1 - s)
+            s = tape.read_in[t, :, :C] - tape.read_in[t, :, C:]
+            g_canvas = torch.addcmul(g_canvas, d_read_in[:, C:], s * (1 - s), value=-1)
+
+        rows = lambda t: t.reshape(T * B, -1)  # noqa: E731
+        pairs = ((grads.read, tape.h_dec[:T]), (grads.enc, tape.enc_in), (grads.q, tape.h_enc),
+                 (grads.dec, tape.dec_in), (grads.write, tape.h_dec[1:]))
+        weight_grads = []
+        for (G, X), need_w, need_b in zip(pairs, ctx.needs_input_grad[4::2], ctx.needs_input_grad[5::2]):
+            weight_grads.append(rows(G).t().mm(rows(X)) if need_w else None)
+            weight_grads.append(rows(G).sum(0) if need_b else None)
+        grads.release()
+        tape.release()
+        ctx.tape = ctx.acts = ctx.cells = None
+        return (None, None, None, None, *weight_grads)
+
+
+def _patch(write_out_t: Tensor, C: int, N: int) -> Tensor:
+    return write_out_t[:, 5:].reshape(write_out_t.shape[0], C, N, N)
