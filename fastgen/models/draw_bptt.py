@@ -60,9 +60,12 @@ class CoreWeights(NamedTuple):
 def draw_core(x: Tensor, eps: Tensor, read_N: int, write_N: int, weights: CoreWeights) -> tuple[Tensor, Tensor]:
     """(c_T [B, C, H, W], q [T, B, 2Z]) of DRAW with attention on images x, with noise eps [T, B, Z].
 
-    CPU float32/float64 only (the caller checks); x itself gets no gradient.
+    CPU float32/float64 only (the caller checks); x itself gets no gradient. Without a backward to
+    come (no grad mode, or no weight needs one) the tapes shrink to two steps, so evaluating a large
+    batch takes per-step memory only.
     """
-    return _DRAWCore.apply(x, eps, read_N, write_N, *weights)
+    keep = torch.is_grad_enabled() and any(t.requires_grad for t in weights)
+    return _DRAWCore.apply(x, eps, read_N, write_N, keep, *weights)
 
 
 class _Tapes:
@@ -82,22 +85,25 @@ class _Tapes:
 
 class _DRAWCore(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, eps, read_N, write_N, *weights):
+    def forward(ctx, x, eps, read_N, write_N, keep, *weights):
         w = CoreWeights(*weights)
         T, B, Z = eps.shape
         C, H, W = x.shape[1:]
         D, E = w.dec.shape[0] // 4, w.enc.shape[0] // 4
         R = 2 * C * read_N * read_N
+        # Step t lives in tape row t, or without a backward in row t % 2 (a step reads only its own
+        # row and the previous one).
+        L = T if keep else 2
         tape = _Tapes(
             x,
-            enc_in=(T, B, R + D + E),  # the encoder product's input rows [r_t, h_dec_{t-1}, h_enc_{t-1}]
-            dec_in=(T, B, Z + D),  # the decoder's [z_t, h_dec_{t-1}]
-            h_dec=(T + 1, B, D),  # h_dec_0..T: the read head's inputs, and from 1 the write head's
-            h_enc=(T, B, E),  # the q head's inputs
-            read_in=(T, B, 2 * C, H, W),  # [x, x^_t]
-            read_win=(T, B, 5),
-            write_out=(T, B, 5 + C * write_N * write_N),  # [window, patch]
-            sigma_eps=(T, B, Z),  # z_t - mu_t
+            enc_in=(L, B, R + D + E),  # the encoder product's input rows [r_t, h_dec_{t-1}, h_enc_{t-1}]
+            dec_in=(L, B, Z + D),  # the decoder's [z_t, h_dec_{t-1}]
+            h_dec=(L + 1 if keep else 2, B, D),  # h_dec_0..T: the read head's inputs, from 1 the write head's
+            h_enc=(L, B, E),  # the q head's inputs
+            read_in=(L, B, 2 * C, H, W),  # [x, x^_t]
+            read_win=(L, B, 5),
+            write_out=(L, B, 5 + C * write_N * write_N),  # [window, patch]
+            sigma_eps=(L, B, Z),  # z_t - mu_t
         )
         q = x.new_empty(T, B, 2 * Z)  # an output: not a pooled tape
         acts, cells = [], []  # per step: both LSTMs' saved activations and cells c_{t-1}
@@ -107,28 +113,31 @@ class _DRAWCore(torch.autograd.Function):
         canvas = x.new_zeros(x.shape)
         tape.read_in[:, :, :C] = x
         for t in range(T):
-            torch.sub(x, torch.sigmoid(canvas), out=tape.read_in[t, :, C:])
-            torch.addmm(w.read_bias, tape.h_dec[t], w.read.t(), out=tape.read_win[t])
-            enc_in = tape.enc_in[t]
-            enc_in[:, :R] = _ops.attention_read(tape.read_in[t], tape.read_win[t], read_N).view(B, R)
-            enc_in[:, R:R + D] = tape.h_dec[t]
-            enc_in[:, R + D:] = tape.h_enc[t - 1] if t > 0 else 0
+            now, before, after = (t, t - 1, t + 1) if keep else (t % 2, (t - 1) % 2, (t + 1) % 2)
+            read_in, write_out, h_dec = tape.read_in[now], tape.write_out[now], tape.h_dec[now]
+            torch.sub(x, torch.sigmoid(canvas), out=read_in[:, C:])
+            torch.addmm(w.read_bias, h_dec, w.read.t(), out=tape.read_win[now])
+            enc_in = tape.enc_in[now]
+            enc_in[:, :R] = _ops.attention_read(read_in, tape.read_win[now], read_N).view(B, R)
+            enc_in[:, R:R + D] = h_dec
+            enc_in[:, R + D:] = tape.h_enc[before] if t > 0 else 0
             h, c_enc_next, act_enc = _ops.lstm_cell_pointwise(torch.addmm(w.enc_bias, enc_in, w.enc.t()), c_enc)
-            tape.h_enc[t] = h
+            tape.h_enc[now] = h
             torch.addmm(w.q_bias, h, w.q.t(), out=q[t])
-            torch.mul(torch.exp(q[t, :, Z:]), eps[t], out=tape.sigma_eps[t])
-            dec_in = tape.dec_in[t]
-            torch.add(q[t, :, :Z], tape.sigma_eps[t], out=dec_in[:, :Z])
-            dec_in[:, Z:] = tape.h_dec[t]
+            torch.mul(torch.exp(q[t, :, Z:]), eps[t], out=tape.sigma_eps[now])
+            dec_in = tape.dec_in[now]
+            torch.add(q[t, :, :Z], tape.sigma_eps[now], out=dec_in[:, :Z])
+            dec_in[:, Z:] = h_dec
             h, c_dec_next, act_dec = _ops.lstm_cell_pointwise(torch.addmm(w.dec_bias, dec_in, w.dec.t()), c_dec)
-            tape.h_dec[t + 1] = h
-            torch.addmm(w.write_bias, h, w.write.t(), out=tape.write_out[t])
-            canvas = _ops.attention_write(_patch(tape.write_out[t], C, write_N), tape.write_out[t, :, :5], H, W, canvas)
-            acts.append((act_enc, act_dec))
-            cells.append((c_enc, c_dec))
+            tape.h_dec[after] = h
+            torch.addmm(w.write_bias, h, w.write.t(), out=write_out)
+            canvas = _ops.attention_write(_patch(write_out, C, write_N), write_out[:, :5], H, W, canvas)
+            if keep:
+                acts.append((act_enc, act_dec))
+                cells.append((c_enc, c_dec))
             c_enc, c_dec = c_enc_next, c_dec_next
 
-        if any(ctx.needs_input_grad):
+        if keep:
             ctx.sizes = (read_N, write_N, C, H, W, Z, D, E, R)
             ctx.tape, ctx.acts, ctx.cells, ctx.weights = tape, acts, cells, w
         else:
@@ -182,13 +191,13 @@ class _DRAWCore(torch.autograd.Function):
         pairs = ((grads.read, tape.h_dec[:T]), (grads.enc, tape.enc_in), (grads.q, tape.h_enc),
                  (grads.dec, tape.dec_in), (grads.write, tape.h_dec[1:]))
         weight_grads = []
-        for (G, X), need_w, need_b in zip(pairs, ctx.needs_input_grad[4::2], ctx.needs_input_grad[5::2]):
+        for (G, X), need_w, need_b in zip(pairs, ctx.needs_input_grad[5::2], ctx.needs_input_grad[6::2]):
             weight_grads.append(rows(G).t().mm(rows(X)) if need_w else None)
             weight_grads.append(rows(G).sum(0) if need_b else None)
         grads.release()
         tape.release()
         ctx.tape = ctx.acts = ctx.cells = None
-        return (None, None, None, None, *weight_grads)
+        return (None, None, None, None, None, *weight_grads)
 
 
 def _patch(write_out_t: Tensor, C: int, N: int) -> Tensor:
