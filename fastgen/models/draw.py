@@ -265,7 +265,8 @@ class DRAW(nn.Module):
         return {"recon": recon, "kl": kl_steps.sum(0), "kl_steps": kl_steps, "logits": canvas}
 
     def _run_steps(self, x: Tensor, generator: Optional[torch.Generator]) -> tuple[Tensor, Tensor]:
-        """(c_T, per-step KL [T, B]) step by step under autograd (every configuration and backend)."""
+        """(c_T, per-step KL [T, B]) step by step under autograd: the reference backend, CUDA, and images
+        that need a gradient."""
         cfg = self.config
         B = x.shape[0]
         # Off the reference backend the recurrent layers take fastgen.nn.recurrent's fast path
@@ -292,11 +293,10 @@ class DRAW(nn.Module):
         return canvas, torch.stack(kl_steps)
 
     def _can_run_core(self, x: Tensor) -> bool:
-        """Whether forward may run fastgen.models.draw_bptt's core: read and write attention, the cpu
-        kernels (cpu or auto backend, CPU float32/float64), and images that need no gradient."""
+        """Whether forward may run fastgen.models.draw_bptt's core: the cpu kernels (cpu or auto
+        backend, CPU float32/float64) and images that need no gradient."""
         weight = self.q_mu.weight
-        return (self.reader.attention is not None and self.writer.attention is not None
-                and get_backend() in ("auto", "cpu") and x.device.type == "cpu" and weight.device.type == "cpu"
+        return (get_backend() in ("auto", "cpu") and x.device.type == "cpu" and weight.device.type == "cpu"
                 and weight.dtype in (torch.float32, torch.float64) and not x.requires_grad
                 and _extension.available())
 
@@ -312,8 +312,11 @@ class DRAW(nn.Module):
 
     def core_weights(self) -> CoreWeights:
         """The model's linear maps stacked the way fastgen.models.draw_bptt builds its rows."""
+        ref = self.q_mu.weight
+        read = stacked_linears(self.reader.heads) if self.reader.heads else (ref.new_zeros(0, self.config.dec_size),
+                                                                              ref.new_zeros(0))
         return CoreWeights(
-            *stacked_linears(self.reader.heads), *lstm_gate_weights(self.encoder),
+            *read, *lstm_gate_weights(self.encoder),
             *stacked_linears([self.q_mu, self.q_log_sigma]), *lstm_gate_weights(self.decoder),
             *stacked_linears(self.writer.heads))
 

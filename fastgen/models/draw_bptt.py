@@ -1,6 +1,6 @@
 """DRAW's recurrent core with hand-written backpropagation through time (the fast training path).
 
-Under autograd, one step of DRAW with attention records ~50 nodes (the heads, the read, two LSTMs,
+Under autograd, one step of DRAW (with attention) records ~50 nodes (the heads, the read, two LSTMs,
 the latent sample, the write, the error image). At the paper's MNIST model (B=64, T=64) their
 bookkeeping, plus copying every step's rows onto fastgen.nn.recurrent's tapes, cost 134 ms of a
 425 ms training step whose matrix products alone take 291 ms. Here the whole T-step loop is one
@@ -8,7 +8,8 @@ autograd Function (425 -> 352 ms on one core, `fastgen bench draw`):
 
   * forward runs fastgen's ops with no graph, keeping on [T, ...] tapes what backward needs:
     each product's input rows, the LSTMs' saved activations and cells, the read input [x, x^],
-    the window parameters and the patches;
+    the window parameters and the patches (without attention, read is [x, x^] whole and write a
+    linear map onto the canvas: the same loop with identity steps in place of the ops);
   * backward walks the steps in reverse through the ops' own backward kernels
     (attention_read_backward, attention_write_backward, lstm_cell_pointwise_backward) and keeps
     each product's output gradient on a tape, so every weight gradient is one product over all
@@ -24,7 +25,7 @@ Its twin is the same model on the reference backend; tests compare loss and ever
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import torch
 from torch import Tensor
@@ -38,11 +39,11 @@ _ops = torch.ops.fastgen
 class CoreWeights(NamedTuple):
     """DRAW's linear maps as [out, in] matrices with biases, inputs in the order the rows are built:
 
-    read  h_dec_{t-1} -> read window [5]
+    read  h_dec_{t-1} -> read window [5]; [0, D] without read attention
     enc   [r_t, h_dec_{t-1}, h_enc_{t-1}] -> encoder gates [4E]
     q     h_enc_t -> [mu, log sigma] [2Z]
     dec   [z_t, h_dec_{t-1}] -> decoder gates [4D]
-    write h_dec_t -> [write window [5], patch [C N N]]
+    write h_dec_t -> [write window [5], patch [C N N]]; the whole canvas [C H W] without write attention
     """
 
     read: Tensor
@@ -57,8 +58,10 @@ class CoreWeights(NamedTuple):
     write_bias: Tensor
 
 
-def draw_core(x: Tensor, eps: Tensor, read_N: int, write_N: int, weights: CoreWeights) -> tuple[Tensor, Tensor]:
-    """(c_T [B, C, H, W], q [T, B, 2Z]) of DRAW with attention on images x, with noise eps [T, B, Z].
+def draw_core(x: Tensor, eps: Tensor, read_N: Optional[int], write_N: Optional[int],
+              weights: CoreWeights) -> tuple[Tensor, Tensor]:
+    """(c_T [B, C, H, W], q [T, B, 2Z]) of DRAW on images x, with noise eps [T, B, Z]. read_N /
+    write_N None: no attention (read [x, x^] whole; write the canvas through a linear map).
 
     CPU float32/float64 only (the caller checks); x itself gets no gradient. Without a backward to
     come (no grad mode, or no weight needs one) the tapes shrink to two steps, so evaluating a large
@@ -90,7 +93,7 @@ class _DRAWCore(torch.autograd.Function):
         T, B, Z = eps.shape
         C, H, W = x.shape[1:]
         D, E = w.dec.shape[0] // 4, w.enc.shape[0] // 4
-        R = 2 * C * read_N * read_N
+        R = 2 * C * (read_N * read_N if read_N else H * W)
         # Step t lives in tape row t, or without a backward in row t % 2 (a step reads only its own
         # row and the previous one).
         L = T if keep else 2
@@ -101,8 +104,8 @@ class _DRAWCore(torch.autograd.Function):
             h_dec=(L + 1 if keep else 2, B, D),  # h_dec_0..T: the read head's inputs, from 1 the write head's
             h_enc=(L, B, E),  # the q head's inputs
             read_in=(L, B, 2 * C, H, W),  # [x, x^_t]
-            read_win=(L, B, 5),
-            write_out=(L, B, 5 + C * write_N * write_N),  # [window, patch]
+            read_win=(L, B, w.read.shape[0]),
+            write_out=(L, B, w.write.shape[0]),  # [window, patch], or the canvas update
             sigma_eps=(L, B, Z),  # z_t - mu_t
         )
         q = x.new_empty(T, B, 2 * Z)  # an output: not a pooled tape
@@ -116,9 +119,12 @@ class _DRAWCore(torch.autograd.Function):
             now, before, after = (t, t - 1, t + 1) if keep else (t % 2, (t - 1) % 2, (t + 1) % 2)
             read_in, write_out, h_dec = tape.read_in[now], tape.write_out[now], tape.h_dec[now]
             torch.sub(x, torch.sigmoid(canvas), out=read_in[:, C:])
-            torch.addmm(w.read_bias, h_dec, w.read.t(), out=tape.read_win[now])
             enc_in = tape.enc_in[now]
-            enc_in[:, :R] = _ops.attention_read(read_in, tape.read_win[now], read_N).view(B, R)
+            if read_N:
+                torch.addmm(w.read_bias, h_dec, w.read.t(), out=tape.read_win[now])
+                enc_in[:, :R] = _ops.attention_read(read_in, tape.read_win[now], read_N).view(B, R)
+            else:
+                enc_in[:, :R] = read_in.view(B, R)
             enc_in[:, R:R + D] = h_dec
             enc_in[:, R + D:] = tape.h_enc[before] if t > 0 else 0
             h, c_enc_next, act_enc = _ops.lstm_cell_pointwise(torch.addmm(w.enc_bias, enc_in, w.enc.t()), c_enc)
@@ -131,7 +137,10 @@ class _DRAWCore(torch.autograd.Function):
             h, c_dec_next, act_dec = _ops.lstm_cell_pointwise(torch.addmm(w.dec_bias, dec_in, w.dec.t()), c_dec)
             tape.h_dec[after] = h
             torch.addmm(w.write_bias, h, w.write.t(), out=write_out)
-            canvas = _ops.attention_write(_patch(write_out, C, write_N), write_out[:, :5], H, W, canvas)
+            if write_N:
+                canvas = _ops.attention_write(_patch(write_out, C, write_N), write_out[:, :5], H, W, canvas)
+            else:
+                canvas = canvas + write_out.view(x.shape)
             if keep:
                 acts.append((act_enc, act_dec))
                 cells.append((c_enc, c_dec))
@@ -154,18 +163,21 @@ class _DRAWCore(torch.autograd.Function):
         tape, w = ctx.tape, ctx.weights
         T, B = tape.enc_in.shape[:2]
         # Output gradients of every product, one tape each: the weight gradients are G^T X at the end.
-        grads = _Tapes(tape.enc_in, read=(T, B, 5), enc=(T, B, 4 * E), q=(T, B, 2 * Z), dec=(T, B, 4 * D),
-                       write=tape.write_out.shape)
+        grads = _Tapes(tape.enc_in, read=tape.read_win.shape, enc=(T, B, 4 * E), q=(T, B, 2 * Z),
+                       dec=(T, B, 4 * D), write=tape.write_out.shape)
         g_canvas = grad_canvas.contiguous()  # autograd passes zeros for an output that got no gradient
         dh_dec = tape.enc_in.new_zeros(B, D)  # dL/dh_dec_t from step t+1 (encoder, decoder, read head)
         dh_enc = tape.enc_in.new_zeros(B, E)  # dL/dh_enc_t from the encoder at step t+1
         dc_dec = dc_enc = None
         for t in reversed(range(T)):
             (act_enc, act_dec), (c_enc, c_dec) = ctx.acts[t], ctx.cells[t]
-            # canvas_t = canvas_{t-1} + write(patch_t, window_t)
-            g_patch, g_win = _ops.attention_write_backward(
-                g_canvas, _patch(tape.write_out[t], C, write_N), tape.write_out[t, :, :5], H, W)
-            grads.write[t, :, :5], grads.write[t, :, 5:] = g_win, g_patch.view(B, -1)
+            # canvas_t = canvas_{t-1} + write(patch_t, window_t), or + the write head's output
+            if write_N:
+                g_patch, g_win = _ops.attention_write_backward(
+                    g_canvas, _patch(tape.write_out[t], C, write_N), tape.write_out[t, :, :5], H, W)
+                grads.write[t, :, :5], grads.write[t, :, 5:] = g_win, g_patch.view(B, -1)
+            else:
+                grads.write[t] = g_canvas.view(B, -1)
             dh_dec.addmm_(grads.write[t], w.write)
             g_gates, dc_dec = _ops.lstm_cell_pointwise_backward(dh_dec, dc_dec, act_dec, c_dec)
             grads.dec[t] = g_gates
@@ -178,16 +190,20 @@ class _DRAWCore(torch.autograd.Function):
             g_gates, dc_enc = _ops.lstm_cell_pointwise_backward(dh_enc, dc_enc, act_enc, c_enc)
             grads.enc[t] = g_gates
             d_enc_in = g_gates.mm(w.enc)  # [dL/dr_t, dL/dh_dec_{t-1}, dL/dh_enc_{t-1}]
-            d_read_in, g_win = _ops.attention_read_backward(
-                d_enc_in[:, :R].reshape(B, 2 * C, read_N, read_N), tape.read_in[t], tape.read_win[t], read_N)
-            grads.read[t] = g_win
             dh_enc = d_enc_in[:, R + D:]
-            dh_dec = torch.add(d_dec_in[:, Z:], d_enc_in[:, R:R + D]).addmm_(g_win, w.read)
+            dh_dec = torch.add(d_dec_in[:, Z:], d_enc_in[:, R:R + D])
+            if read_N:
+                d_read_in, g_win = _ops.attention_read_backward(
+                    d_enc_in[:, :R].reshape(B, 2 * C, read_N, read_N), tape.read_in[t], tape.read_win[t], read_N)
+                grads.read[t] = g_win
+                dh_dec.addmm_(g_win, w.read)
+            else:
+                d_read_in = d_enc_in[:, :R].reshape(B, 2 * C, H, W)
             # x^_t = x - sigmoid(canvas_{t-1}): sigmoid = x - x^_t, its derivative s (1 - s)
             s = tape.read_in[t, :, :C] - tape.read_in[t, :, C:]
             g_canvas = torch.addcmul(g_canvas, d_read_in[:, C:], s * (1 - s), value=-1)
 
-        rows = lambda t: t.reshape(T * B, -1)  # noqa: E731
+        rows = lambda tensor: tensor.reshape(T * B, -1)  # noqa: E731
         pairs = ((grads.read, tape.h_dec[:T]), (grads.enc, tape.enc_in), (grads.q, tape.h_enc),
                  (grads.dec, tape.dec_in), (grads.write, tape.h_dec[1:]))
         weight_grads = []

@@ -32,11 +32,17 @@ def core_calls(monkeypatch):
     return calls
 
 
-@pytest.mark.parametrize("likelihood,terms", [("bernoulli", "bound"), ("gaussian_fixed_var", "bound"),
-                                             ("bernoulli", "kl only"), ("bernoulli", "recon only")])
-def test_core_gradients_equal_the_reference_model(likelihood, terms, core_calls):
+VARIANTS = {"attention": dict(read_N=3, write_N=2), "no_attention": dict(read_N=None, write_N=None),
+            "read_only": dict(read_N=2, write_N=None), "write_only": dict(read_N=None, write_N=3)}
+CASES = [(variant, "bernoulli", "bound") for variant in VARIANTS] + [
+    ("attention", "gaussian_fixed_var", "bound"), ("attention", "bernoulli", "kl only"),
+    ("attention", "bernoulli", "recon only"), ("no_attention", "bernoulli", "kl only")]
+
+
+@pytest.mark.parametrize("variant,likelihood,terms", CASES)
+def test_core_gradients_equal_the_reference_model(variant, likelihood, terms, core_calls):
     gen = fresh_generator()
-    model, x = model_and_images(gen, channels=2, likelihood=likelihood)
+    model, x = model_and_images(gen, channels=2, likelihood=likelihood, **VARIANTS[variant])
     pick = {"bound": lambda o: (o["recon"] + o["kl"]).mean(), "kl only": lambda o: o["kl_steps"][1:].sum(),
             "recon only": lambda o: o["recon"].sum()}[terms]
     results = {}
@@ -50,7 +56,7 @@ def test_core_gradients_equal_the_reference_model(likelihood, terms, core_calls)
     for key in ("recon", "kl_steps", "logits"):
         assert_rel_close(out[key], ref_out[key], 1e-12, key, gen.initial_seed())
     for name, want in ref_grads.items():
-        assert_rel_close(grads[name], want, 1e-10, f"grad {name} ({terms})", gen.initial_seed())
+        assert_rel_close(grads[name], want, 1e-10, f"grad {name} ({variant}, {terms})", gen.initial_seed())
 
 
 def test_interleaved_passes_keep_their_own_tapes():
