@@ -772,8 +772,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     with _user_errors():
         model, run, ckpt = rec.load_run(args.checkpoint, kind)
         spec = rec.DataSpec.from_arg(args.data) if args.data else None
+        other, other_ckpt = _comparison_run(run, args, spec) if args.compare else (None, None)
         result = rec.evaluate_run(model, run, spec, max_test=args.max_test, seed=args.seed,
-                                  batch_size=args.batch_size, progress=sys.stderr.isatty())
+                                  batch_size=args.batch_size, progress=sys.stderr.isatty(), other=other)
     report = {
         "metric": "test NLL bound (negative variational lower bound, L^x + L^z)",
         "value": result["nll_bound"],
@@ -792,9 +793,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         "checkpoint_step": ckpt.step,
     }
     compare_lines = []
-    if args.compare:
-        with _user_errors():
-            report["compare"], compare_lines = _compare_runs(model, run, args, spec)
+    if other is not None:
+        compare = report["compare"] = dict(result["compare"], other_checkpoint=str(other_ckpt.directory),
+                                           other_checkpoint_step=other_ckpt.step)
+        compare_lines = [f"  vs {other_ckpt.directory} (step {other_ckpt.step}): {compare['other_nll_bound']:.2f} "
+                         f"nats/image; this minus that: {compare['difference']:+.2f} ± "
+                         f"{compare['difference_sem']:.2f} (paired s.e., {compare['n']:,} images)"]
     fidelity_lines = []
     if getattr(args, "fidelity", False):
         with _user_errors():
@@ -814,9 +818,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _compare_runs(model, run: dict, args: argparse.Namespace, spec) -> tuple[dict, list[str]]:
-    """eval --compare OTHER: both models' bounds on the same test images and the same z seed, and
-    the paired difference (this run minus OTHER) with its standard error."""
+def _comparison_run(run: dict, args: argparse.Namespace, spec):
+    """eval --compare OTHER: (OTHER's model, its checkpoint), once OTHER is known to be evaluable on
+    this run's test images (same data, or --data for both, and the same test binarisation)."""
     rec = _recipes()
     other, other_run, other_ckpt = rec.load_run(args.compare, args.model)
     mine, theirs = rec.spec_from_run(run), rec.spec_from_run(other_run)
@@ -826,15 +830,7 @@ def _compare_runs(model, run: dict, args: argparse.Namespace, spec) -> tuple[dic
     if mine.test_protocol() != theirs.test_protocol():
         raise rec.RecipeError(f"cannot compare: the test sets are binarised differently ({mine.test_protocol()} "
                               f"here, {theirs.test_protocol()} there)")
-    test = rec.test_split_for(run, spec, args.max_test)
-    seed = run["eval"]["seed"] if args.seed is None else args.seed
-    result = rec.paired_difference(model, other, args.model, test, seed=seed, batch_size=args.batch_size,
-                                   progress=sys.stderr.isatty())
-    result.update(other_checkpoint=str(other_ckpt.directory), other_checkpoint_step=other_ckpt.step)
-    lines = [f"  vs {other_ckpt.directory} (step {other_ckpt.step}): {result['other_nll_bound']:.2f} nats/image; "
-             f"this minus that: {result['difference']:+.2f} ± {result['difference_sem']:.2f} (paired s.e., "
-             f"{result['n']:,} images)"]
-    return result, lines
+    return other, other_ckpt
 
 
 def _add_eval(commands: argparse._SubParsersAction) -> None:

@@ -323,23 +323,22 @@ def nll_bound(model: nn.Module, kind: str, test: Split, seed: int = 0, batch_siz
               progress: bool = False) -> dict[str, float]:
     """Test NLL bound in nats per image over the (already binarised) ``test`` split: mean and
     standard error of the single-sample bound per image, and its recon / KL parts (see ESTIMATOR)."""
-    recon, kl = per_image_terms(model, kind, test, seed, batch_size, progress)
+    return _bound_summary(*per_image_terms(model, kind, test, seed, batch_size, progress))
+
+
+def _bound_summary(recon: Tensor, kl: Tensor) -> dict[str, float]:
     bound = recon + kl
     return {"nll_bound": float(bound.mean()), "nll_bound_sem": _sem(bound), "recon": float(recon.mean()),
             "kl": float(kl.mean()), "n": len(bound)}
 
 
-def paired_difference(model: nn.Module, other: nn.Module, kind: str, test: Split, seed: int = 0,
-                      batch_size: int = EVAL_BATCH, progress: bool = False) -> dict[str, float]:
-    """Bound of ``model`` minus bound of ``other`` on the same test images, in nats per image: the
-    mean difference and the standard error of the per-image differences. Pairing removes the
-    spread between images, which is most of each bound's own standard error."""
-    recon_a, kl_a = per_image_terms(model, kind, test, seed, batch_size, progress)
-    recon_b, kl_b = per_image_terms(other, kind, test, seed, batch_size, progress)
-    a, b = recon_a + kl_a, recon_b + kl_b
-    diff = a - b
-    return {"difference": float(diff.mean()), "difference_sem": _sem(diff), "nll_bound": float(a.mean()),
-            "other_nll_bound": float(b.mean()), "n": len(diff)}
+def paired_difference(bound: Tensor, other_bound: Tensor) -> dict[str, float]:
+    """One model's per-image bounds minus another's on the same test images (and z seed), in nats
+    per image: the mean difference and the standard error of the per-image differences. Pairing
+    removes the spread between images, which is most of each bound's own standard error."""
+    diff = bound - other_bound
+    return {"difference": float(diff.mean()), "difference_sem": _sem(diff), "nll_bound": float(bound.mean()),
+            "other_nll_bound": float(other_bound.mean()), "n": len(diff)}
 
 
 # --- runs and checkpoints -------------------------------------------------------------------------
@@ -407,12 +406,18 @@ def test_split_for(run: dict, spec: Optional[DataSpec] = None, max_test: Optiona
 
 
 def evaluate_run(model: nn.Module, run: dict, spec: Optional[DataSpec] = None, max_test: Optional[int] = None,
-                 seed: Optional[int] = None, batch_size: int = EVAL_BATCH, progress: bool = False) -> dict:
+                 seed: Optional[int] = None, batch_size: int = EVAL_BATCH, progress: bool = False,
+                 other: Optional[nn.Module] = None) -> dict:
     """nll_bound on the run's test split (``seed`` default: the run's eval seed), plus what it was
-    measured on: protocol, data, split description."""
+    measured on: protocol, data, split description. With ``other`` (a model of the same kind), also
+    "compare": its bound on the same images and z seed and the paired difference (paired_difference)."""
     test = test_split_for(run, spec, max_test)
     seed = run["eval"]["seed"] if seed is None else seed
-    result = nll_bound(model, run["kind"], test, seed=seed, batch_size=batch_size, progress=progress)
+    recon, kl = per_image_terms(model, run["kind"], test, seed, batch_size, progress)
+    result = _bound_summary(recon, kl)
+    if other is not None:
+        other_recon, other_kl = per_image_terms(other, run["kind"], test, seed, batch_size, progress)
+        result["compare"] = paired_difference(recon + kl, other_recon + other_kl)
     used = spec_from_run(run) if spec is None else spec
     result.update(seed=seed, data=used.name, test_split=test.description,
                   protocol=spec_from_run(run).protocol())
