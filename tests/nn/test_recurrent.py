@@ -113,12 +113,14 @@ def test_step_lstm_and_heads_match_the_modules():
 
 @pytest.mark.parametrize("attention", [True, False], ids=["attention", "no_attention"])
 def test_draw_fast_path_matches_the_reference_model(attention):
-    """Off the reference backend DRAW trains through StepLinear and the fused LSTM; same gradients."""
+    """Off the reference backend DRAW's step loop trains through StepLinear and the fused LSTM; same
+    gradients. Images that need a gradient keep DRAW on that loop on the CPU (otherwise it runs
+    fastgen.models.draw_bptt's core, which tests/models/test_draw_bptt.py covers)."""
     gen = fresh_generator()
     torch.manual_seed(gen.initial_seed())
     sizes = dict(read_N=2, write_N=3) if attention else dict(read_N=None, write_N=None)
     model = DRAW(DRAWConfig(height=9, width=8, T=5, enc_size=12, dec_size=10, z_size=4, **sizes)).double()
-    x = torch.bernoulli(torch.full((4, 1, 9, 8), 0.4, dtype=torch.float64), generator=gen)
+    x = torch.bernoulli(torch.full((4, 1, 9, 8), 0.4, dtype=torch.float64), generator=gen).requires_grad_()
     results = {}
     for backend in ("reference", "cpu"):
         model.zero_grad()
