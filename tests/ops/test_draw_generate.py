@@ -11,7 +11,8 @@ from tests.helpers import assert_rel_close, fresh_generator
 pytestmark = pytest.mark.skipif(not fastgen._extension.available(), reason="fastgen._C not built")
 
 
-def random_weights(gen, Z, D, C, N, dtype, scale=0.3):
+def random_weights(gen, Z, D, C, N, scale=0.3):
+    """float64 LSTM, write-head and window weights of a fused-sampler call."""
     shapes = [(4 * D, Z), (4 * D, D), (4 * D,), (C * N * N, D), (C * N * N,), (5, D), (5,)]
     return [torch.randn(*s, generator=gen, dtype=torch.float64) * scale for s in shapes]
 
@@ -25,17 +26,20 @@ SHAPES = [(4, 1, 10, 16, 1, 5, 28, 28), (3, 3, 7, 19, 2, 4, 13, 11), (2, 2, 9, 8
 def test_matches_reference(shape, dtype):
     T, B, Z, D, C, N, H, W = shape
     gen = fresh_generator()
-    noise = torch.randn(T, B, Z, generator=gen, dtype=torch.float64)
-    weights = random_weights(gen, Z, D, C, N, dtype)
-    exact = ref.draw_generate(noise, *weights, C, H, W)
-    fast = draw_generate(noise.to(dtype), *[w.to(dtype) for w in weights], C, H, W)
+    # Inputs rounded to the dtype under test, so the float64 reference sees the very same numbers and
+    # the check measures the kernel's arithmetic alone. Six recurrent steps of random weights amplify
+    # float32 rounding: over 300 seeds the largest error of the T6 case was 9.3e-6, hence 5e-5.
+    noise = torch.randn(T, B, Z, generator=gen, dtype=torch.float64).to(dtype)
+    weights = [w.to(dtype) for w in random_weights(gen, Z, D, C, N)]
+    exact = ref.draw_generate(noise.double(), *[w.double() for w in weights], C, H, W)
+    fast = draw_generate(noise, *weights, C, H, W)
     assert fast.dtype == dtype
-    assert_rel_close(fast, exact, 1e-5 if dtype == torch.float32 else 1e-12, "draw_generate", gen.initial_seed())
+    assert_rel_close(fast, exact, 5e-5 if dtype == torch.float32 else 1e-12, "draw_generate", gen.initial_seed())
 
 
 def test_saturated_gates_stay_finite():
     gen = fresh_generator()
-    weights = random_weights(gen, 6, 8, 1, 3, torch.float32)
+    weights = random_weights(gen, 6, 8, 1, 3)
     weights[:3] = [w * 100 for w in weights[:3]]  # LSTM gates far into saturation; write heads as usual
     noise = torch.randn(5, 2, 6, generator=gen) * 10
     out = draw_generate(noise, *[w.float() for w in weights], 1, 10, 10)
@@ -57,7 +61,7 @@ def test_draw_sample_uses_the_same_noise_as_the_step_loop():
 
 def test_bad_input_is_named():
     gen = torch.Generator().manual_seed(0)
-    w = [t.float() for t in random_weights(gen, 4, 8, 1, 3, torch.float32)]
+    w = [t.float() for t in random_weights(gen, 4, 8, 1, 3)]
     noise = torch.randn(2, 1, 4)
     with pytest.raises(ValueError, match=r"noise must be a \[T, B, Z\] tensor"):
         draw_generate(noise[0], *w, 1, 8, 8)
