@@ -1,4 +1,15 @@
 // The CPU kernels compiled for AVX2 + FMA; selected only when the CPU reports both.
+//
+// The standard headers come before the target pragma: parsed under it, their always_inline members
+// (std::allocator's destructor, say) get the AVX2 target, and GCC 13 then refuses to inline them
+// into code of the default target ("target specific option mismatch").
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
 #if defined(__x86_64__) || defined(_M_X64)
 #pragma GCC target("avx2,fma")
 #endif
