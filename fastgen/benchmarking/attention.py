@@ -6,6 +6,8 @@ Providers (columns):
                   per (shape, workload, thread count) outside the timed region. Inductor's C++
                   kernels bake the thread count in at compile time, so it recompiles per count.
   fastgen-cpu     fastgen.ops.attention_read / attention_write under use_backend("cpu")
+  eager-cuda      the eager column on CUDA tensors (only with a GPU; the GPU columns' baseline)
+  compile-cuda    the compile column on CUDA tensors (Inductor's Triton kernels; only with a GPU)
   fastgen-triton  the same under use_backend("triton"), CUDA tensors (only with a GPU)
   fastgen-cuda    the same under use_backend("cuda"), CUDA tensors (only with a GPU)
 A provider that cannot run (fastgen.ops not importable, no built kernel, compile failure) is shown
@@ -108,9 +110,12 @@ DEFAULT_SHAPES: tuple[Shape, ...] = (
 QUICK_SHAPES: tuple[Shape, ...] = (Shape(64, 2, 28, 28, 12),)
 WORKLOADS: tuple[str, ...] = ("forward", "forward+backward")
 CPU_PROVIDERS: tuple[str, ...] = ("eager", "compile", "fastgen-cpu")
-GPU_PROVIDERS: tuple[str, ...] = ("fastgen-triton", "fastgen-cuda")
+GPU_PROVIDERS: tuple[str, ...] = ("eager-cuda", "compile-cuda", "fastgen-triton", "fastgen-cuda")
 ALL_PROVIDERS: tuple[str, ...] = CPU_PROVIDERS + GPU_PROVIDERS
 FASTGEN_BACKEND = {"fastgen-cpu": "cpu", "fastgen-triton": "triton", "fastgen-cuda": "cuda"}
+#: the ratio columns: each fastgen provider against the plain-PyTorch providers on its own device
+BASELINES = {"fastgen-cpu": ("eager", "compile"), "fastgen-triton": ("eager-cuda", "compile-cuda"),
+             "fastgen-cuda": ("eager-cuda", "compile-cuda")}
 #: relative error vs the eager reference above which a provider is flagged in the notes
 REL_ERR_WARN = 1e-4
 
@@ -244,8 +249,12 @@ def prepare_case(shape: Shape | Sequence[int], workload: str, provider: str,
     device = "cpu"
     ctx: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
     compile_s = None
-    if provider in ("eager", "compile"):
+    if provider in ("eager", "compile", "eager-cuda", "compile-cuda"):
         read, write = _ref.attention_read, _ref.attention_write
+        if provider.endswith("-cuda"):
+            if not torch.cuda.is_available():
+                raise ProviderUnavailable("no CUDA device")
+            device = "cuda"
     elif provider in FASTGEN_BACKEND:
         backend = FASTGEN_BACKEND[provider]
         if backend != "cpu":
@@ -264,7 +273,7 @@ def prepare_case(shape: Shape | Sequence[int], workload: str, provider: str,
         return write(read(x, p_read, N), p_write, H, W)
 
     fn = composite
-    if provider == "compile":
+    if provider.startswith("compile"):
         torch._dynamo.reset()  # new thread count / shape: no stale cache entries
         fn = torch.compile(composite, dynamic=False)
 
@@ -299,9 +308,9 @@ def prepare_case(shape: Shape | Sequence[int], workload: str, provider: str,
     except ProviderUnavailable:
         raise
     except Exception as exc:  # noqa: BLE001 - whatever fails, the column becomes n/a
-        what = "torch.compile failed" if provider == "compile" else f"{provider} failed"
+        what = "torch.compile failed" if provider.startswith("compile") else f"{provider} failed"
         raise ProviderUnavailable(f"{what}: {_short(exc)}") from exc
-    if provider == "compile":
+    if provider.startswith("compile"):
         compile_s = time.perf_counter() - start
     return PreparedCase(provider=provider, shape=s, workload=workload, step=step,
                         outputs=outputs, sync=sync, compile_s=compile_s, device=device)
@@ -391,7 +400,7 @@ def attention_results(threads: Iterable[int] = (1, 2), quick: bool = False,
                             results.append(row)
                             continue
                         finally:
-                            if provider == "compile":
+                            if provider.startswith("compile"):
                                 torch._dynamo.reset()
                         row.update(available=True, median_us=tm.median * 1e6,
                                    q1_us=tm.q1 * 1e6, q3_us=tm.q3 * 1e6,
@@ -509,20 +518,19 @@ def format_attention_markdown(results: list[dict], floors: MachineFloors | None 
     for (workload, t), rows in groups.items():
         lines.append(f"## {workload}, {t} thread{'s' if t != 1 else ''}")
         lines.append("")
-        header = ["shape B×C×H×W, N", "MFLOP", "min MB", "floor µs"]
-        align = ["---", "---:", "---:", "---:"]
+        # The floors are the CPU's (measured matmul rate and copy bandwidth): shown with CPU columns only.
+        cpu_floor = any(p in CPU_PROVIDERS for p in providers)
+        header = ["shape B×C×H×W, N", "MFLOP", "min MB"] + ["floor µs"] * cpu_floor
+        align = ["---", "---:", "---:"] + ["---:"] * cpu_floor
         for p in providers:
             header.append(f"{p} µs")
             align.append("---:")
             if p not in GPU_PROVIDERS:
                 header.append(f"{p} % floor")
                 align.append("---:")
-        has_fast = "fastgen-cpu" in providers
-        if has_fast and "eager" in providers:
-            header.append("fastgen vs eager")
-            align.append("---:")
-        if has_fast and "compile" in providers:
-            header.append("fastgen vs compile")
+        ratios = ratio_columns(providers)
+        for fast, base in ratios:
+            header.append(f"{_short_name(fast)} vs {base}")
             align.append("---:")
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "|".join(align) + "|")
@@ -535,16 +543,14 @@ def format_attention_markdown(results: list[dict], floors: MachineFloors | None 
         n_timed = 0
         for label, cells in by_shape.items():
             any_row = next(iter(cells.values()))
-            cols = [label, _fmt_num(any_row["flops"] / 1e6), _fmt_num(any_row["min_bytes"] / 1e6),
-                    _fmt_num(any_row["floor_us"])]
+            cols = [label, _fmt_num(any_row["flops"] / 1e6), _fmt_num(any_row["min_bytes"] / 1e6)]
+            cols += [_fmt_num(any_row["floor_us"])] * cpu_floor
             for p in providers:
                 cols.append(_fmt_us(cells.get(p)))
                 if p not in GPU_PROVIDERS:
                     cols.append(_fmt_pct(cells.get(p)))
-            if has_fast and "eager" in providers:
-                cols.append(_fmt_ratio(cells.get("fastgen-cpu"), cells.get("eager")))
-            if has_fast and "compile" in providers:
-                cols.append(_fmt_ratio(cells.get("fastgen-cpu"), cells.get("compile")))
+            for fast, base in ratios:
+                cols.append(_fmt_ratio(cells.get(fast), cells.get(base)))
             lines.append("| " + " | ".join(cols) + " |")
             for p, r in cells.items():
                 if not r["available"]:
@@ -572,6 +578,17 @@ def format_attention_markdown(results: list[dict], floors: MachineFloors | None 
             lines += [f"- {n}" for n in notes]
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def ratio_columns(providers: Sequence[str]) -> list[tuple[str, str]]:
+    """(fastgen provider, baseline) pairs shown as speedup columns: same device, both measured."""
+    return [(fast, base) for fast, bases in BASELINES.items() if fast in providers
+            for base in bases if base in providers]
+
+
+def _short_name(provider: str) -> str:
+    """'fastgen' for the CPU column (the README's tables say "fastgen vs eager"), else the backend."""
+    return "fastgen" if provider == "fastgen-cpu" else provider
 
 
 def _collapse_na(notes: list[str]) -> list[str]:

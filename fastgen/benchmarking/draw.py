@@ -63,6 +63,34 @@ def draw_results(thread_counts=(1,), quick: bool = False, config: DRAWConfig | N
     return rows
 
 
+def gpu_draw_results(quick: bool = False, config: DRAWConfig | None = None,
+                     backends=("reference", "cuda"), log=lambda message: None) -> list[dict]:
+    """The same training step and batch-1 sampling loop on the GPU, one row per backend (each call
+    synchronised). DRAW on CUDA runs its step loop; only the attention ops change with the backend."""
+    if not torch.cuda.is_available():
+        raise RuntimeError("gpu_draw_results: no CUDA device")
+    timing = QUICK_TIMING if quick else DEFAULT_TIMING
+    cfg = config or DRAWConfig()
+    torch.manual_seed(0)
+    model = DRAW(cfg).cuda()
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    images = (torch.rand(64, cfg.channels, cfg.height, cfg.width, generator=gen, device="cuda") > 0.5).float()
+
+    def train_step():
+        loss, _ = model.loss(images, gen)
+        loss.backward()
+
+    rows = []
+    for workload, fn in (("sample, batch 1", lambda: model.sample(1, gen)), ("train step, B=64", train_step)):
+        for backend in backends:
+            with use_backend(backend):
+                result = time_call(fn, timing, sync=torch.cuda.synchronize)
+            rows.append({"workload": workload, "provider": backend, "threads": "GPU",
+                         "median_us": result.median_us, "floor_us": None, "other_load": result.other_load})
+            log(f"[draw] {workload} {backend}: {result.median_us / 1e3:.2f} ms")
+    return rows
+
+
 def format_draw_markdown(rows: list[dict], config: DRAWConfig | None = None) -> str:
     cfg = config or DRAWConfig()
     lines = [

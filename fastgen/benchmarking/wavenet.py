@@ -111,6 +111,69 @@ def wavenet_results(quick: bool = False, models: dict[str, WaveNetConfig] | None
     return rows, floors
 
 
+# --- GPU generation (only with a GPU) -------------------------------------------------------------
+
+# The reference queues on CUDA tensors (a few dozen small kernel launches per sample: the baseline a
+# PyTorch user has on a GPU), and the persistent kernels: one launch per call, weights read from
+# shared memory or L2, one block (CUDA) or program (Triton) per row.
+GPU_SAMPLES_PER_CALL = {"reference": 100, "cuda": 16000, "cuda bf16": 16000, "triton": 16000}
+QUICK_GPU_SAMPLES_PER_CALL = {"reference": 30, "cuda": 4000, "cuda bf16": 4000, "triton": 4000}
+GPU_BATCHES = (1, 16, 256)
+
+
+def gpu_path_call(model: WaveNet, path: str, batch: int, n: int):
+    """One timed call of a GPU path; ``model`` is on the GPU."""
+    if path == "reference":
+        return lambda: model.generate(n, batch, backend="reference", seed=0)
+    backend, _, weights = path.partition(" ")
+    cache = model.allocate_cache(batch, weight_dtype=torch.bfloat16 if weights == "bf16" else torch.float32, seed=0)
+    return lambda: model.generate(n, cache=cache, backend=backend)
+
+
+def gpu_wavenet_results(quick: bool = False, models: dict[str, WaveNetConfig] | None = None,
+                        batches=GPU_BATCHES, paths=tuple(GPU_SAMPLES_PER_CALL),
+                        log: Callable[[str], None] = lambda message: None) -> list[dict]:
+    """One row per (model, batch, path) on the GPU: samples/s, each call synchronised."""
+    if not torch.cuda.is_available():
+        raise RuntimeError("gpu_wavenet_results: no CUDA device")
+    per_call = QUICK_GPU_SAMPLES_PER_CALL if quick else GPU_SAMPLES_PER_CALL
+    timing = TimingConfig(warmup=1, warmup_time=0.0, min_repeats=3 if quick else 5, min_time=0.2 if quick else 1.0)
+    rows = []
+    for name, cfg in (models or MODELS).items():
+        torch.manual_seed(0)
+        model = WaveNet(cfg).eval().cuda()
+        for batch in batches:
+            for path in paths:
+                if path == "reference" and batch > 16:
+                    continue  # launch-bound at any batch; the small batches make the point
+                n = per_call[path]
+                result = time_call(gpu_path_call(model, path, batch, n), timing, sync=torch.cuda.synchronize)
+                rows.append({"model": name, "batch": batch, "path": path, "samples_per_s": batch * n / result.median})
+                log(f"[wavenet] {name} batch {batch} {path}: {rows[-1]['samples_per_s']:,.0f} samples/s")
+    return rows
+
+
+def format_gpu_wavenet_markdown(rows: list[dict]) -> str:
+    lines = [
+        "# WaveNet generation on the GPU",
+        "",
+        f"- GPU: {torch.cuda.get_device_name() if torch.cuda.is_available() else 'none'}; "
+        f"{_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
+        "- samples/s = all rows together, each call synchronised; real time = samples/s per row / 16,000;",
+        "  speedup vs the reference queues on the GPU at the same batch.",
+        "",
+        "| model | batch | path | samples/s | real time × | speedup vs reference |",
+        "|---|---:|---|---:|---:|---:|",
+    ]
+    base = {(r["model"], r["batch"]): r["samples_per_s"] for r in rows if r["path"] == "reference"}
+    for r in rows:
+        ref = base.get((r["model"], r["batch"]))
+        speedup = f"{r['samples_per_s'] / ref:.1f}×" if ref else ""
+        lines.append(f"| {r['model']} | {r['batch']} | {r['path']} | {r['samples_per_s']:,.0f} | "
+                     f"{r['samples_per_s'] / r['batch'] / SAMPLE_RATE:.2f} | {speedup} |")
+    return "\n".join(lines) + "\n"
+
+
 # --- training: the dilated causal convolution -----------------------------------------------------
 
 def _causal_conv_variants(x: Tensor, w: Tensor, b: Tensor, d: int) -> dict[str, Callable[[], Tensor]]:

@@ -94,6 +94,27 @@ def test_results_and_markdown_with_stand_in(monkeypatch):
     assert "n/a" not in row and "×" in row.split("|")[-2]
 
 
+def test_gpu_columns_compare_against_gpu_baselines():
+    """A GPU-only table: speedups of each fastgen GPU column against eager and compile on the GPU,
+    and no CPU floor column (the floors are the CPU's)."""
+    def row(provider, us):
+        return dict(workload="forward", threads=1, shape="2×1×8×8, N=3", provider=provider, available=True,
+                    reason=None, median_us=us, q1_us=us, q3_us=us, flops=1e6, min_bytes=1e6, floor_us=1.0,
+                    pct_floor=None, rel_err=0.0, compile_s=None, other_load=0.0, busy=False)
+
+    rows = [row("eager-cuda", 300.0), row("compile-cuda", 150.0), row("fastgen-triton", 60.0),
+            row("fastgen-cuda", 50.0)]
+    assert A.ratio_columns([r["provider"] for r in rows]) == [
+        ("fastgen-triton", "eager-cuda"), ("fastgen-triton", "compile-cuda"),
+        ("fastgen-cuda", "eager-cuda"), ("fastgen-cuda", "compile-cuda")]
+    lines = A.format_attention_markdown(rows).splitlines()
+    header = next(line for line in lines if line.startswith("| shape")).split(" | ")
+    values = next(line for line in lines if line.startswith("| 2×1×8×8")).split(" | ")
+    cells = dict(zip(header, values))
+    assert "floor µs" not in cells
+    assert cells["fastgen-cuda vs eager-cuda"] == "6.00×" and cells["fastgen-triton vs compile-cuda"] == "2.50×"
+
+
 def test_fastgen_column_na_with_reason(monkeypatch):
     def broken():
         raise A.ProviderUnavailable("import fastgen.ops failed: ImportError: boom")

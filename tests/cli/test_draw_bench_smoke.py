@@ -13,3 +13,15 @@ def test_draw_benchmark_rows_and_table():
     assert all(r["median_us"] > 0 for r in rows)
     table = format_draw_markdown(rows, cfg)
     assert "| sample, batch 1 | 1 | fastgen fused |" in table and "T=3" in table
+
+
+def test_gpu_rows_need_a_gpu():
+    import pytest
+    import torch
+
+    from fastgen.benchmarking.draw import gpu_draw_results
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: benchmarks/gpu.py runs these rows")
+    with pytest.raises(RuntimeError, match="no CUDA device"):
+        gpu_draw_results(quick=True)

@@ -34,3 +34,24 @@ def test_causal_conv_formulations_agree():
     x, w, b = torch.randn(2, 6, 40, generator=gen), torch.randn(12, 6, 2, generator=gen), torch.randn(12, generator=gen)
     outs = [fn() for fn in _causal_conv_variants(x, w, b, d=4).values()]
     assert all(o.shape == (2, 12, 40) and torch.allclose(o, outs[0], atol=1e-5) for o in outs)
+
+
+def test_gpu_table_and_path_names():
+    """The GPU section's pieces that need no GPU: a path name picks the backend and the weights' dtype
+    (run here on the CPU backend), the table's speedups are against the reference at the same batch,
+    and asking for GPU rows without a GPU says so."""
+    import torch
+
+    from fastgen.benchmarking import wavenet as bench
+    from fastgen.models import WaveNet
+
+    model = WaveNet(WaveNetConfig(residual_channels=8, skip_channels=16, layers_per_stack=3, stacks=1, classes=16))
+    for path in ("cpu", "cpu bf16", "reference"):
+        assert bench.gpu_path_call(model.eval(), path, 2, 5)().shape == (2, 5)
+    rows = [{"model": "m", "batch": 4, "path": "reference", "samples_per_s": 200.0},
+            {"model": "m", "batch": 4, "path": "cuda", "samples_per_s": 64_000.0}]
+    table = bench.format_gpu_wavenet_markdown(rows)
+    assert "| m | 4 | cuda | 64,000 | 1.00 | 320.0× |" in table
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="no CUDA device"):
+            bench.gpu_wavenet_results(quick=True)
