@@ -12,6 +12,9 @@ must match the CPU kernel's.
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -297,15 +300,43 @@ def test_op_checks_name_the_argument():
         args.update(over)
         return torch.ops.fastgen.wavenet_generate(*args.values())
 
-    with pytest.raises(RuntimeError, match="uniforms must be a CUDA tensor"):
+    with pytest.raises(RuntimeError, match="uniforms is on cpu but queues is on cuda"):
         call(uniforms=u.cpu())
-    with pytest.raises(RuntimeError, match="embed must be a CUDA tensor"):
+    with pytest.raises(RuntimeError, match="embed is on cpu but queues is on cuda"):
         call(weights=[w.cpu() if i == 0 else w for i, w in enumerate(cache.weights)])
-    with pytest.raises(RuntimeError, match="queues must have shape"):
-        call(queues=cache.queues[:, 1:])
     with pytest.raises(RuntimeError, match=r"lengths must be in \[0, n=4\]"):
         call(lengths=torch.tensor([5, 1], device=DEVICE))
     with pytest.raises(RuntimeError, match="last_tokens must be in"):
         call(last_tokens=torch.tensor([0, 99], device=DEVICE))
     with pytest.raises(RuntimeError, match="cond must be"):
         call(cond=torch.zeros(2, 3, 5, device=DEVICE))
+
+
+# Each wrong shape in a child process: on the first GPU run (H200, torch 2.11+cu130, GCC 13) a wrong
+# shape killed the process with a segfault inside the argument checks instead of raising.
+SHAPE_CHECK = """
+import sys, torch
+import fastgen  # noqa: F401  (registers torch.ops.fastgen)
+from fastgen.models import WaveNet
+model = WaveNet(classes=37, residual_channels=12, skip_channels=20, head_channels=26, kernel_size=2,
+                layers_per_stack=4, stacks=2).eval().cuda()
+cache = model.allocate_cache(2)
+args = [cache.queues, cache.positions, cache.last_tokens, cache.weights, cache.dilations, None,
+        torch.rand(2, 4, device="cuda"), torch.tensor([4, 4], device="cuda"), 1.0]
+index, cut = {"queues": (0, lambda t: t[:, 1:]), "positions": (1, lambda t: t[:1])}[sys.argv[1]]
+args[index] = cut(args[index])
+try:
+    torch.ops.fastgen.wavenet_generate(*args)
+except RuntimeError as e:
+    print(str(e).splitlines()[0])
+"""
+
+
+@pytest.mark.parametrize("name", ["queues", "positions"])
+def test_wrong_shape_raises_instead_of_crashing(name):
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
+    child = subprocess.run([sys.executable, "-c", SHAPE_CHECK, name], capture_output=True, text=True, env=env,
+                           timeout=120)
+    assert child.returncode == 0, f"wrong {name} shape: the process died (rc {child.returncode}): {child.stderr[-800:]}"
+    assert f"{name} must have shape" in child.stdout, child.stdout + child.stderr[-800:]
