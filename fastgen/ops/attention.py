@@ -11,7 +11,8 @@ backward is its own op, which recomputes the filterbanks instead of saving them.
 
 Backends (fastgen.set_backend): "reference" runs the plain-PyTorch twin; "cpu" the C++ kernels;
 "cuda" the CUDA C++ kernels when built; "triton" the Triton kernels (the CUDA implementation of the
-ops when fastgen was built without CUDA C++ kernels); "auto" the fastest available for the device.
+ops when fastgen was built without CUDA C++ kernels, else fastgen.triton.attention's autograd
+functions); "auto" the fastest available for the device.
 """
 from __future__ import annotations
 
@@ -104,10 +105,7 @@ def _resolve_backend(device: torch.device) -> str:
     if backend == "cuda" and not built_cuda:
         raise RuntimeError("fastgen: the 'cuda' backend needs fastgen built with CUDA kernels (see README)")
     if backend == "triton" and built_cuda:
-        raise RuntimeError(
-            "fastgen: this build routes CUDA tensors to the CUDA C++ kernels; call the Triton kernels "
-            "directly through fastgen.triton.attention, or build with FASTGEN_SKIP_CUDA=1"
-        )
+        return "triton"  # the ops' CUDA kernels are the C++ ones: the Triton pair as autograd functions
     return "compiled"
 
 
@@ -118,16 +116,26 @@ def _resolve_backend(device: torch.device) -> str:
 def attention_read(x: Tensor, params: Tensor, N: int) -> Tensor:
     """Read an N x N glimpse from every channel of x: gamma * Fy x Fx^T, [B,C,H,W] -> [B,C,N,N]."""
     _check_read(x, params, N)
-    if _resolve_backend(x.device) == "reference":
+    route = _resolve_backend(x.device)
+    if route == "reference":
         return reference.attention_read(x, params, N)
+    if route == "triton":
+        from fastgen.triton import attention as triton_attention
+
+        return triton_attention.read(x, params, N)
     return torch.ops.fastgen.attention_read(x, params, N)
 
 
 def attention_write(w: Tensor, params: Tensor, H: int, W: int, canvas: Tensor | None = None) -> Tensor:
     """Write N x N patches onto H x W images: (1/gamma) Fy^T w Fx, plus canvas when given (fused)."""
     _check_write(w, params, H, W, canvas)
-    if _resolve_backend(w.device) == "reference":
+    route = _resolve_backend(w.device)
+    if route == "reference":
         return reference.attention_write(w, params, H, W, canvas)
+    if route == "triton":
+        from fastgen.triton import attention as triton_attention
+
+        return triton_attention.write(w, params, H, W, canvas)
     return torch.ops.fastgen.attention_write(w, params, H, W, canvas)
 
 

@@ -25,7 +25,9 @@ Design
     params' dtype.
 
 Launchers make their inputs contiguous, allocate the outputs and check nothing beyond unpacking
-shapes: argument validation is the job of fastgen/ops/attention.py. They run on CUDA tensors, or on
+shapes: argument validation is the job of fastgen/ops/attention.py. read / write are the same
+forward/backward pairs as autograd functions: what use_backend("triton") runs in a build whose CUDA
+ops are the C++ kernels (without those, the pairs are registered as the ops' CUDA kernels instead). They run on CUDA tensors, or on
 CPU tensors when TRITON_INTERPRET=1 was set before triton was imported.
 """
 from __future__ import annotations
@@ -35,7 +37,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-__all__ = ["read_forward", "read_backward", "write_forward", "write_backward"]
+__all__ = ["read_forward", "read_backward", "write_forward", "write_backward", "read", "write"]
 
 _NUM_PARAMS = 5
 # tl.dot needs every dimension >= 16; below that the broadcast-sum form is used.
@@ -363,3 +365,45 @@ def write_backward(grad_out: Tensor, w: Tensor, params: Tensor, H: int, W: int) 
     elif w.numel() > 0:
         grad_w.zero_()
     return grad_w, grad_params
+
+
+# ----------------------------------------------------------------------------------------------
+# Differentiable ops over the launcher pairs.
+# ----------------------------------------------------------------------------------------------
+class _Read(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, params, N):
+        ctx.save_for_backward(x, params)
+        ctx.N = N
+        return read_forward(x, params, N)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, params = ctx.saved_tensors
+        grad_x, grad_params = read_backward(grad_out, x, params, ctx.N)
+        return grad_x, grad_params, None
+
+
+class _Write(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, w, params, H, W, canvas):
+        ctx.save_for_backward(w, params)
+        ctx.size = (H, W)
+        ctx.has_canvas = canvas is not None
+        return write_forward(w, params, H, W, canvas)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        w, params = ctx.saved_tensors
+        grad_w, grad_params = write_backward(grad_out, w, params, *ctx.size)
+        return grad_w, grad_params, None, None, grad_out if ctx.has_canvas else None
+
+
+def read(x: Tensor, params: Tensor, N: int) -> Tensor:
+    """read_forward with its gradient (read_backward) for x and params."""
+    return _Read.apply(x, params, N)
+
+
+def write(w: Tensor, params: Tensor, H: int, W: int, canvas: Tensor | None = None) -> Tensor:
+    """write_forward with its gradient (write_backward) for w, params and the canvas."""
+    return _Write.apply(w, params, H, W, canvas)

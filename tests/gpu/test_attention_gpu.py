@@ -64,8 +64,15 @@ def test_forward_matches_reference(backend, dtype, shape):
         assert_rel_close(got.cpu(), exact, tol, f"{backend} {what} {dtype}", gen.initial_seed())
 
 
+def gradient_backends():
+    """The default route, and use_backend("triton") where the CUDA ops are the C++ kernels (then the
+    Triton autograd functions of fastgen.triton.attention run instead)."""
+    return ["auto"] + (["triton"] if "triton-direct" in backends() and "compiled" in backends() else [])
+
+
+@pytest.mark.parametrize("backend", gradient_backends())
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B{}C{}H{}W{}N{}".format(*s))
-def test_gradients_match_reference_float32(shape):
+def test_gradients_match_reference_float32(shape, backend):
     B, C, H, W, N = shape
     gen = fresh_generator()
     x = torch.rand(B, C, H, W, generator=gen, dtype=torch.float64)
@@ -77,7 +84,8 @@ def test_gradients_match_reference_float32(shape):
         loss = fn_read(xs, ps, N).square().sum() + fn_write(ws, ps, H, W).sin().sum()
         return [g.double().cpu() for g in torch.autograd.grad(loss, (xs, ps, ws))]
 
-    got = grads(ops.attention_read, ops.attention_write, "cuda", torch.float32)
+    with fastgen.use_backend(backend):
+        got = grads(ops.attention_read, ops.attention_write, "cuda", torch.float32)
     exact = grads(ref.attention_read, ref.attention_write, "cpu", torch.float64)
     same = grads(ref.attention_read, ref.attention_write, "cuda", torch.float32)
     for g, e, s, name in zip(got, exact, same, ("x", "params", "w")):

@@ -370,3 +370,19 @@ def test_bad_input_through_torch_ops_is_named(call, message):
     # The C++ checks guard direct torch.ops.fastgen calls, which skip the Python wrapper.
     with pytest.raises(RuntimeError, match=message):
         call()
+
+
+def test_triton_backend_in_a_cuda_build_takes_the_triton_autograd_functions(monkeypatch):
+    """In a build whose CUDA ops are the C++ kernels, use_backend("triton") on CUDA tensors runs
+    fastgen.triton.attention.read / write (routing only: no GPU needed to decide it)."""
+    from fastgen.ops import attention as attention_ops
+
+    monkeypatch.setattr(attention_ops._extension, "has_kernel", lambda op, device: True)
+    monkeypatch.setattr(attention_ops, "_TRITON_IS_CUDA_KERNEL", False)
+    cuda = torch.device("cuda")
+    with fastgen.use_backend("triton"):
+        assert attention_ops._resolve_backend(cuda) == "triton"
+    with fastgen.use_backend("cuda"):
+        assert attention_ops._resolve_backend(cuda) == "compiled"
+    with fastgen.use_backend("triton"), pytest.raises(RuntimeError, match="runs on CUDA tensors"):
+        attention_ops._resolve_backend(torch.device("cpu"))

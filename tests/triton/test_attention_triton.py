@@ -262,6 +262,26 @@ def test_extreme_params(shape, dtype):
 
 
 # ---------------------------------------------------------------- layout, paths, determinism
+def test_autograd_functions_match_reference_through_one_graph():
+    """kernels.read / kernels.write (what use_backend("triton") runs in a CUDA build): read, then write
+    onto a canvas, float64; the image and the gradients of x, both windows and the canvas."""
+    B, C, H, W, N = 3, 2, 13, 11, 4
+    inputs = [torch.randn(B, C, H, W, dtype=torch.float64), _params(B), _params(B),
+              torch.randn(B, C, H, W, dtype=torch.float64)]
+
+    def image_and_grads(read, write):
+        x, p_read, p_write, canvas = (t.clone().to(DEVICE).requires_grad_() for t in inputs)
+        image = write(read(x, p_read, N), p_write, H, W, canvas)
+        weights = torch.linspace(-1, 1, image.numel(), dtype=image.dtype, device=image.device).view_as(image)
+        grads = torch.autograd.grad((image * weights).sum(), (x, p_read, p_write, canvas))
+        return [t.detach().cpu() for t in (image, *grads)]
+
+    got = image_and_grads(kernels.read, kernels.write)
+    want = image_and_grads(ref.attention_read, ref.attention_write)
+    for name, g, w in zip(("image", "grad x", "grad read window", "grad write window", "grad canvas"), got, want):
+        _check(f"autograd {name}", g, w, REL_TOL[torch.float64])
+
+
 def test_noncontiguous_inputs():
     B, C, H, W, N = 2, 3, 13, 17, 5
     big = torch.randn(B, C + 2, H + 3, 2 * W)
