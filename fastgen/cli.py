@@ -5,7 +5,7 @@ command (train, sample, eval, ...) adds an ``_add_<name>`` that builds its subpa
 ``handler``. Families under ``bench`` follow the same pattern one level down.
 
   fastgen demo  [--out DIR] [--quick] [--threads N]
-  fastgen bench attention|draw|wavenet [--threads 1 2] [--quick] [--out FILE]
+  fastgen bench attention|draw|wavenet|gpu [--threads 1 2] [--quick] [--out FILE]
   fastgen train draw|aligndraw --out DIR [--data SOURCE|PATH] [--epochs E] [--batch-size B] [--resume] ...
   fastgen eval draw|aligndraw --checkpoint DIR [--data SOURCE|PATH] [--max-test N] [--out FILE]
   fastgen eval aligndraw --checkpoint DIR --fidelity [--samples-per-caption K] [--max-captions N]
@@ -478,6 +478,16 @@ def _cmd_bench_wavenet(args: argparse.Namespace) -> int:
     return _print_report(run_wavenet_benchmark, args)
 
 
+def _cmd_bench_gpu(args: argparse.Namespace) -> int:
+    import torch
+
+    if not torch.cuda.is_available():
+        raise CLIError("bench gpu needs a CUDA device and none is visible to torch; "
+                       "the CPU benchmarks are `fastgen bench attention|draw|wavenet`")
+    from fastgen.benchmarking.gpu import run_gpu_benchmark
+    return _print_report(run_gpu_benchmark, args)
+
+
 def _print_report(run: Callable[..., str], args: argparse.Namespace) -> int:
     threads = tuple(args.threads) if args.threads else _default_threads()
     report = run(threads=threads, quick=args.quick)
@@ -498,6 +508,8 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
         ("draw", "DRAW model: batch-1 sampling (fused sampler) and a training step", _cmd_bench_draw),
         ("wavenet", "WaveNet generation: samples/s of every path, batch 1 (1 thread) and 16 (most threads)",
          _cmd_bench_wavenet),
+        ("gpu", "every GPU path beside eager and torch.compile on the same GPU (attention, WaveNet, DRAW); "
+                "--threads does not apply", _cmd_bench_gpu),
     ):
         a = families.add_parser(name, help=help_text)
         a.add_argument("--threads", type=_positive_int, nargs="+", metavar="T",

@@ -152,3 +152,31 @@ def test_bad_arguments():
         A.attention_results(workloads=["sideways"], shapes=TINY_SHAPES, floors=FAKE_FLOORS)
     with pytest.raises(ValueError, match="B, C, H, W, N"):
         A.attention_results(shapes=[(1, 2, 3)], floors=FAKE_FLOORS)
+
+
+def test_gpu_report_sections_and_missing_gpu(monkeypatch, capsys):
+    """`fastgen bench gpu` without a GPU says so; with one (faked here) every section is reported, a
+    failing one in its place with its traceback, and the report is handed over after each section."""
+    from fastgen import cli
+    from fastgen.benchmarking import gpu
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert cli.main(["bench", "gpu"]) == 1
+    assert "needs a CUDA device" in capsys.readouterr().err
+    with pytest.raises(RuntimeError, match="needs a CUDA device"):
+        gpu.gpu_report(quick=True)
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(gpu, "machine_line", lambda: "test machine")
+
+    def broken(quick):
+        raise ValueError("boom")
+
+    monkeypatch.setattr(gpu, "_RUN", {"attention": lambda quick: "# Title\n\n## table\nrow", "wavenet": broken})
+    with pytest.raises(ValueError, match="unknown GPU benchmark section"):
+        gpu.gpu_report(sections=["draw"])
+    seen = []
+    report, ok = gpu.gpu_report(quick=True, sections=["attention", "wavenet"], on_section=seen.append)
+    assert not ok and len(seen) == 2 and seen[-1] == report
+    assert "## Title\n\n### table\nrow" in report
+    assert "## wavenet: FAILED" in report and "ValueError: boom" in report
