@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 import subprocess
 import sys
 
@@ -336,7 +337,14 @@ except RuntimeError as e:
 def test_wrong_shape_raises_instead_of_crashing(name):
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
-    child = subprocess.run([sys.executable, "-c", SHAPE_CHECK, name], capture_output=True, text=True, env=env,
-                           timeout=120)
-    assert child.returncode == 0, f"wrong {name} shape: the process died (rc {child.returncode}): {child.stderr[-800:]}"
+    command = [sys.executable, "-X", "faulthandler", "-c", SHAPE_CHECK, name]
+    child = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    if child.returncode < 0:  # killed by a signal: the native backtrace is what the next fix needs
+        debugger = shutil.which("cuda-gdb") or shutil.which("gdb")
+        trace = "no gdb or cuda-gdb here for a native backtrace"
+        if debugger:
+            trace = subprocess.run([debugger, "-batch", "-ex", "run", "-ex", "bt 24", "--args", *command],
+                                   capture_output=True, text=True, env=env, timeout=300).stdout[-6000:]
+        pytest.fail(f"wrong {name} shape: the process died (rc {child.returncode})\n{child.stderr[-800:]}\n{trace}")
+    assert child.returncode == 0, child.stderr[-800:]
     assert f"{name} must have shape" in child.stdout, child.stdout + child.stderr[-800:]
