@@ -12,6 +12,7 @@ must match the CPU kernel's.
 from __future__ import annotations
 
 import copy
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -139,7 +140,7 @@ def assert_same_tokens(got, want, logits, uniforms, temperature, what, seed, len
 
 
 def generate_both(model, B, n, uniforms, temperature, weight_dtype=torch.float32, chunk=ops.DEFAULT_CHUNK,
-                  lengths=None, **cond):
+                  lengths=None, backend=BACKEND, **cond):
     """Tokens and caches of the CPU kernel and of the backend under test, same inputs."""
     cpu_cache = model.allocate_cache(B, weight_dtype)
     cpu = model.generate(n, cache=cpu_cache, uniforms=uniforms, temperature=temperature, backend="cpu",
@@ -147,7 +148,7 @@ def generate_both(model, B, n, uniforms, temperature, weight_dtype=torch.float32
     dev_model = copy.deepcopy(model).to(DEVICE)
     dev_cache = dev_model.allocate_cache(B, weight_dtype)
     dev = dev_model.generate(n, cache=dev_cache, uniforms=uniforms.to(DEVICE), temperature=temperature,
-                             backend=BACKEND, lengths=lengths, chunk=chunk, **to_device(cond))
+                             backend=backend, lengths=lengths, chunk=chunk, **to_device(cond))
     assert dev.device.type == torch.device(DEVICE).type
     return cpu, cpu_cache, dev.cpu(), dev_cache
 
@@ -159,7 +160,7 @@ def assert_same_state(dev_cache, cpu_cache, what, seed):
 
 
 def check_against_cpu_and_reference(model, gen, B, n, temperature, weight_dtype=torch.float32, chunk=17,
-                                    check_helper=True):
+                                    check_helper=True, backend=BACKEND):
     seed = gen.initial_seed()
     uniforms = torch.rand(B, n, generator=gen)
     cond = conditioning(model, gen, B, n)
@@ -168,8 +169,9 @@ def check_against_cpu_and_reference(model, gen, B, n, temperature, weight_dtype=
     if check_helper:  # reference_with_logits reproduces generate_queues through the public API
         assert torch.equal(truth.generate(n, B, uniforms=uniforms, temperature=temperature, backend="reference",
                                           **cond), want)
-    cpu, cpu_cache, dev, dev_cache = generate_both(model, B, n, uniforms, temperature, weight_dtype, chunk, **cond)
-    what = f"{BACKEND} {weight_dtype} T={temperature}"
+    cpu, cpu_cache, dev, dev_cache = generate_both(model, B, n, uniforms, temperature, weight_dtype, chunk,
+                                                   backend=backend, **cond)
+    what = f"{backend} {weight_dtype} T={temperature}"
     assert_same_tokens(dev, want, logits, uniforms, temperature, f"{what} vs reference", seed)
     assert_same_tokens(cpu, want, logits, uniforms, temperature, f"cpu {weight_dtype} vs reference", seed)
     if torch.equal(dev, cpu):  # the usual case: then the states must agree too
@@ -178,22 +180,29 @@ def check_against_cpu_and_reference(model, gen, B, n, temperature, weight_dtype=
         assert len(set(dev.flatten().tolist())) > 3, f"{what}: degenerate samples (seed {seed})"
 
 
+# The compiled Triton kernel too (under the interpreter it is compared on the CPU in tests/triton).
+GPU_BACKENDS = [BACKEND] + (["triton"] if importlib.util.find_spec("triton") else [])
+
+
 @pytest.mark.parametrize("weight_dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 @pytest.mark.parametrize("temperature", [1.0, 0.7, 0.0], ids=["T1", "T0.7", "argmax"])
 @pytest.mark.parametrize("cond", list(CONDITIONINGS))
 @pytest.mark.parametrize("config", list(SMALL))
-def test_small_model_matches_cpu_and_reference(config, cond, temperature, weight_dtype):
+@pytest.mark.parametrize("backend", GPU_BACKENDS)
+def test_small_model_matches_cpu_and_reference(backend, config, cond, temperature, weight_dtype):
     gen = fresh_generator()
     model = make(gen, **SMALL[config], **CONDITIONINGS[cond])
-    check_against_cpu_and_reference(model, gen, 3, 80, temperature, weight_dtype)
+    check_against_cpu_and_reference(model, gen, 3, 80, temperature, weight_dtype, backend=backend)
 
 
 @pytest.mark.parametrize("weight_dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 @pytest.mark.parametrize("temperature", [1.0, 0.0], ids=["T1", "argmax"])
-def test_benchmark_model_matches_cpu_and_reference(temperature, weight_dtype):
+@pytest.mark.parametrize("backend", GPU_BACKENDS)
+def test_benchmark_model_matches_cpu_and_reference(backend, temperature, weight_dtype):
     gen = fresh_generator()
     model = make(gen, **BENCHMARK)
-    check_against_cpu_and_reference(model, gen, 2, 200, temperature, weight_dtype, chunk=128, check_helper=False)
+    check_against_cpu_and_reference(model, gen, 2, 200, temperature, weight_dtype, chunk=128, check_helper=False,
+                                    backend=backend)
 
 
 @pytest.mark.parametrize("config", list(SMALL))
