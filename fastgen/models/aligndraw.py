@@ -31,6 +31,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from fastgen.backend import get_backend
 from fastgen.models.config_utils import check_positive_ints, resolve_config
+from fastgen.models.aligndraw_bptt import AlignCoreWeights, aligndraw_core
 from fastgen.models.draw import (
     Reader,
     Writer,
@@ -38,11 +39,12 @@ from fastgen.models.draw import (
     bound_and_metrics,
     check_common_config,
     check_images,
+    core_applies,
     kl_normal,
     reconstruction_nll,
     standard_noise,
 )
-from fastgen.nn.recurrent import step_linears, step_lstm
+from fastgen.nn.recurrent import lstm_gate_weights, stacked_linears, step_linears, step_lstm
 
 # fastgen.data.captions: ids 0..21 are the authors' 22 words, 22 is <pad>.
 _MNIST_CAPTIONS_VOCAB = 23
@@ -184,45 +186,66 @@ class AlignDRAW(nn.Module):
         cfg = self.config
         check_images("AlignDRAW", x, cfg)
         mask = self._check_caption(tokens, lengths, x.shape[0])
-        dtype = self.q_mu.weight.dtype
-        x = x.to(dtype)
-        B = x.shape[0]
+        x = x.to(self.q_mu.weight.dtype)
         with backend_context(cfg.attention_backend):
-            # Off the reference backend the recurrent layers take fastgen.nn.recurrent's fast path
-            # (fused gate products, weight gradients once per sequence); same values either way.
-            fast = get_backend() != "reference"
-            inference = step_lstm(self.inference, cfg.T, fast)
-            generator_lstm = step_lstm(self.generator_lstm, cfg.T, fast)
-            gen_heads = step_linears(self.gen_heads, cfg.T, fast)
-            q_heads = step_linears([self.q_mu, self.q_log_sigma], cfg.T, fast)
-            write_heads = step_linears(self.writer.heads, cfg.T, fast)
             h_lang = self._encode(tokens, lengths, mask)
             lang_proj = self.align_lang(h_lang)
-            canvas = x.new_zeros(x.shape)
-            h_inf, c_inf = x.new_zeros(B, cfg.infer_size), x.new_zeros(B, cfg.infer_size)
-            h_gen, c_gen = x.new_zeros(B, cfg.gen_size), x.new_zeros(B, cfg.gen_size)
-            kl_steps, alignments = [], []
-            for t in range(cfg.T):
-                gen_proj, mu_p, log_sigma_p, read = self.split_gen_heads(gen_heads(h_gen), t)
-                s, alpha = self.align(h_lang, lang_proj, mask, gen_proj)
-                x_hat = x - torch.sigmoid(canvas)
-                r = self.reader.apply_heads(x, x_hat, read)
-                h_inf, c_inf = inference((h_inf, c_inf), r, h_gen)
-                mu_q, log_sigma_q = q_heads(h_inf)
-                z = mu_q + torch.exp(log_sigma_q) * standard_noise(mu_q, generator)
-                kl_steps.append(kl_normal(mu_q, log_sigma_q, mu_p, log_sigma_p).sum(1))
-                h_gen, c_gen = generator_lstm((h_gen, c_gen), z, s)
-                canvas, _ = self.writer.apply_heads(write_heads(h_gen), canvas)
-                alignments.append(alpha)
-        kl_steps = torch.stack(kl_steps)
+            run = self._run_core if core_applies(x, self.q_mu.weight) else self._run_steps
+            canvas, kl_steps, alignments = run(x, h_lang, lang_proj, mask, generator)
         recon = reconstruction_nll(canvas, x, cfg.likelihood, cfg.output_std)
-        return {
-            "recon": recon,
-            "kl": kl_steps.sum(0),
-            "kl_steps": kl_steps,
-            "logits": canvas,
-            "alignments": torch.stack(alignments),
-        }
+        return {"recon": recon, "kl": kl_steps.sum(0), "kl_steps": kl_steps, "logits": canvas,
+                "alignments": alignments}
+
+    def _run_core(self, x: Tensor, h_lang: Tensor, lang_proj: Tensor, mask: Tensor,
+                  generator: Optional[torch.Generator]) -> tuple[Tensor, Tensor, Tensor]:
+        """(c_T, per-step KL [T, B], alignments [T, B, L]) through fastgen.models.aligndraw_bptt."""
+        cfg = self.config
+        Z = cfg.z_size
+        eps = x.new_empty(cfg.T, x.shape[0], Z)
+        for t in range(cfg.T):  # step by step, so the numbers are the ones _run_steps draws
+            eps[t] = standard_noise(eps[t], generator)
+        canvas, q, p, alignments = aligndraw_core(x, eps, h_lang, lang_proj, mask, cfg.read_N, cfg.write_N,
+                                                  self.core_weights())
+        return canvas, kl_normal(q[..., :Z], q[..., Z:], p[..., :Z], p[..., Z:]).sum(2), alignments
+
+    def core_weights(self) -> AlignCoreWeights:
+        """The model's linear maps stacked the way fastgen.models.aligndraw_bptt builds its rows."""
+        return AlignCoreWeights(
+            *stacked_linears(self.gen_heads), *lstm_gate_weights(self.inference),
+            *stacked_linears([self.q_mu, self.q_log_sigma]), *lstm_gate_weights(self.generator_lstm),
+            *stacked_linears(self.writer.heads), self.align_v.weight.view(-1))
+
+    def _run_steps(self, x: Tensor, h_lang: Tensor, lang_proj: Tensor, mask: Tensor,
+                   generator: Optional[torch.Generator]) -> tuple[Tensor, Tensor, Tensor]:
+        """(c_T, per-step KL [T, B], alignments [T, B, L]) step by step under autograd: the reference
+        backend, CUDA, and images that need a gradient."""
+        cfg = self.config
+        B = x.shape[0]
+        # Off the reference backend the recurrent layers take fastgen.nn.recurrent's fast path
+        # (fused gate products, weight gradients once per sequence); same values either way.
+        fast = get_backend() != "reference"
+        inference = step_lstm(self.inference, cfg.T, fast)
+        generator_lstm = step_lstm(self.generator_lstm, cfg.T, fast)
+        gen_heads = step_linears(self.gen_heads, cfg.T, fast)
+        q_heads = step_linears([self.q_mu, self.q_log_sigma], cfg.T, fast)
+        write_heads = step_linears(self.writer.heads, cfg.T, fast)
+        canvas = x.new_zeros(x.shape)
+        h_inf, c_inf = x.new_zeros(B, cfg.infer_size), x.new_zeros(B, cfg.infer_size)
+        h_gen, c_gen = x.new_zeros(B, cfg.gen_size), x.new_zeros(B, cfg.gen_size)
+        kl_steps, alignments = [], []
+        for t in range(cfg.T):
+            gen_proj, mu_p, log_sigma_p, read = self.split_gen_heads(gen_heads(h_gen), t)
+            s, alpha = self.align(h_lang, lang_proj, mask, gen_proj)
+            x_hat = x - torch.sigmoid(canvas)
+            r = self.reader.apply_heads(x, x_hat, read)
+            h_inf, c_inf = inference((h_inf, c_inf), r, h_gen)
+            mu_q, log_sigma_q = q_heads(h_inf)
+            z = mu_q + torch.exp(log_sigma_q) * standard_noise(mu_q, generator)
+            kl_steps.append(kl_normal(mu_q, log_sigma_q, mu_p, log_sigma_p).sum(1))
+            h_gen, c_gen = generator_lstm((h_gen, c_gen), z, s)
+            canvas, _ = self.writer.apply_heads(write_heads(h_gen), canvas)
+            alignments.append(alpha)
+        return canvas, torch.stack(kl_steps), torch.stack(alignments)
 
     def loss(
         self, x: Tensor, tokens: Tensor, lengths: Tensor, generator: Optional[torch.Generator] = None

@@ -55,6 +55,15 @@ def kl_standard_normal(mu: Tensor, log_sigma: Tensor) -> Tensor:
     return 0.5 * (mu.square() + torch.exp(2 * log_sigma) - 2 * log_sigma - 1)
 
 
+def core_applies(x: Tensor, weight: Tensor) -> bool:
+    """Whether a model may train through its hand-written core (fastgen.models.draw_bptt,
+    aligndraw_bptt): the cpu kernels (cpu or auto backend, CPU float32/float64 weights) and images
+    that need no gradient. Anything else runs the step loop under autograd."""
+    return (get_backend() in ("auto", "cpu") and x.device.type == "cpu" and weight.device.type == "cpu"
+            and weight.dtype in (torch.float32, torch.float64) and not x.requires_grad
+            and _extension.available())
+
+
 def kl_normal(mu_q: Tensor, log_sigma_q: Tensor, mu_p: Tensor, log_sigma_p: Tensor) -> Tensor:
     """Elementwise KL(N(mu_q, sigma_q) || N(mu_p, sigma_p)), exact, in nats:
 
@@ -293,12 +302,7 @@ class DRAW(nn.Module):
         return canvas, torch.stack(kl_steps)
 
     def _can_run_core(self, x: Tensor) -> bool:
-        """Whether forward may run fastgen.models.draw_bptt's core: the cpu kernels (cpu or auto
-        backend, CPU float32/float64) and images that need no gradient."""
-        weight = self.q_mu.weight
-        return (get_backend() in ("auto", "cpu") and x.device.type == "cpu" and weight.device.type == "cpu"
-                and weight.dtype in (torch.float32, torch.float64) and not x.requires_grad
-                and _extension.available())
+        return core_applies(x, self.q_mu.weight)
 
     def _run_core(self, x: Tensor, generator: Optional[torch.Generator]) -> tuple[Tensor, Tensor]:
         """(c_T, per-step KL [T, B]) through fastgen.models.draw_bptt's hand-written core."""

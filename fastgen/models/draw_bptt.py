@@ -71,7 +71,7 @@ def draw_core(x: Tensor, eps: Tensor, read_N: Optional[int], write_N: Optional[i
     return _DRAWCore.apply(x, eps, read_N, write_N, keep, *weights)
 
 
-class _Tapes:
+class Tapes:
     """Named [T, ...] scratch tensors from fastgen.nn.buffer_pool, given back by release()."""
 
     def __init__(self, like: Tensor, **shapes: tuple[int, ...]):
@@ -97,7 +97,7 @@ class _DRAWCore(torch.autograd.Function):
         # Step t lives in tape row t, or without a backward in row t % 2 (a step reads only its own
         # row and the previous one).
         L = T if keep else 2
-        tape = _Tapes(
+        tape = Tapes(
             x,
             enc_in=(L, B, R + D + E),  # the encoder product's input rows [r_t, h_dec_{t-1}, h_enc_{t-1}]
             dec_in=(L, B, Z + D),  # the decoder's [z_t, h_dec_{t-1}]
@@ -137,10 +137,7 @@ class _DRAWCore(torch.autograd.Function):
             h, c_dec_next, act_dec = _ops.lstm_cell_pointwise(torch.addmm(w.dec_bias, dec_in, w.dec.t()), c_dec)
             tape.h_dec[after] = h
             torch.addmm(w.write_bias, h, w.write.t(), out=write_out)
-            if write_N:
-                canvas = _ops.attention_write(_patch(write_out, C, write_N), write_out[:, :5], H, W, canvas)
-            else:
-                canvas = canvas + write_out.view(x.shape)
+            canvas = write_head_forward(write_out, write_N, C, H, W, canvas)
             if keep:
                 acts.append((act_enc, act_dec))
                 cells.append((c_enc, c_dec))
@@ -163,7 +160,7 @@ class _DRAWCore(torch.autograd.Function):
         tape, w = ctx.tape, ctx.weights
         T, B = tape.enc_in.shape[:2]
         # Output gradients of every product, one tape each: the weight gradients are G^T X at the end.
-        grads = _Tapes(tape.enc_in, read=tape.read_win.shape, enc=(T, B, 4 * E), q=(T, B, 2 * Z),
+        grads = Tapes(tape.enc_in, read=tape.read_win.shape, enc=(T, B, 4 * E), q=(T, B, 2 * Z),
                        dec=(T, B, 4 * D), write=tape.write_out.shape)
         g_canvas = grad_canvas.contiguous()  # autograd passes zeros for an output that got no gradient
         dh_dec = tape.enc_in.new_zeros(B, D)  # dL/dh_dec_t from step t+1 (encoder, decoder, read head)
@@ -172,20 +169,13 @@ class _DRAWCore(torch.autograd.Function):
         for t in reversed(range(T)):
             (act_enc, act_dec), (c_enc, c_dec) = ctx.acts[t], ctx.cells[t]
             # canvas_t = canvas_{t-1} + write(patch_t, window_t), or + the write head's output
-            if write_N:
-                g_patch, g_win = _ops.attention_write_backward(
-                    g_canvas, _patch(tape.write_out[t], C, write_N), tape.write_out[t, :, :5], H, W)
-                grads.write[t, :, :5], grads.write[t, :, 5:] = g_win, g_patch.view(B, -1)
-            else:
-                grads.write[t] = g_canvas.view(B, -1)
+            write_head_backward(g_canvas, tape.write_out[t], write_N, C, H, W, out=grads.write[t])
             dh_dec.addmm_(grads.write[t], w.write)
             g_gates, dc_dec = _ops.lstm_cell_pointwise_backward(dh_dec, dc_dec, act_dec, c_dec)
             grads.dec[t] = g_gates
             d_dec_in = g_gates.mm(w.dec)  # [dL/dz_t, dL/dh_dec_{t-1} from the decoder]
             # z = mu + sigma * eps, sigma = exp(log sigma)
-            dz = d_dec_in[:, :Z]
-            torch.add(grad_q[t, :, :Z], dz, out=grads.q[t, :, :Z])
-            torch.addcmul(grad_q[t, :, Z:], dz, tape.sigma_eps[t], out=grads.q[t, :, Z:])
+            latent_backward(grad_q[t], d_dec_in[:, :Z], tape.sigma_eps[t], out=grads.q[t])
             dh_enc = torch.addmm(dh_enc, grads.q[t], w.q)
             g_gates, dc_enc = _ops.lstm_cell_pointwise_backward(dh_enc, dc_enc, act_enc, c_enc)
             grads.enc[t] = g_gates
@@ -199,22 +189,66 @@ class _DRAWCore(torch.autograd.Function):
                 dh_dec.addmm_(g_win, w.read)
             else:
                 d_read_in = d_enc_in[:, :R].reshape(B, 2 * C, H, W)
-            # x^_t = x - sigmoid(canvas_{t-1}): sigmoid = x - x^_t, its derivative s (1 - s)
-            s = tape.read_in[t, :, :C] - tape.read_in[t, :, C:]
-            g_canvas = torch.addcmul(g_canvas, d_read_in[:, C:], s * (1 - s), value=-1)
+            g_canvas = error_image_backward(g_canvas, tape.read_in[t], d_read_in, C)
 
-        rows = lambda tensor: tensor.reshape(T * B, -1)  # noqa: E731
         pairs = ((grads.read, tape.h_dec[:T]), (grads.enc, tape.enc_in), (grads.q, tape.h_enc),
                  (grads.dec, tape.dec_in), (grads.write, tape.h_dec[1:]))
-        weight_grads = []
-        for (G, X), need_w, need_b in zip(pairs, ctx.needs_input_grad[5::2], ctx.needs_input_grad[6::2]):
-            weight_grads.append(rows(G).t().mm(rows(X)) if need_w else None)
-            weight_grads.append(rows(G).sum(0) if need_b else None)
+        weight_grads = product_weight_grads(pairs, ctx.needs_input_grad[5:])
         grads.release()
         tape.release()
         ctx.tape = ctx.acts = ctx.cells = None
         return (None, None, None, None, None, *weight_grads)
 
 
-def _patch(write_out_t: Tensor, C: int, N: int) -> Tensor:
+def write_patch(write_out_t: Tensor, C: int, N: int) -> Tensor:
+    """The patch [B, C, N, N] from one step's write-head output [window (5), patch]."""
     return write_out_t[:, 5:].reshape(write_out_t.shape[0], C, N, N)
+
+
+def write_head_forward(write_out_t: Tensor, write_N: Optional[int], C: int, H: int, W: int,
+                       canvas: Tensor) -> Tensor:
+    """canvas_t from canvas_{t-1} and one step's write-head output: attention_write of the patch in
+    its window onto the canvas (fused add), or without write attention the output as the update."""
+    if write_N:
+        return _ops.attention_write(write_patch(write_out_t, C, write_N), write_out_t[:, :5], H, W, canvas)
+    return canvas + write_out_t.view(canvas.shape)
+
+
+def write_head_backward(g_canvas: Tensor, write_out_t: Tensor, write_N: Optional[int], C: int, H: int, W: int,
+                        out: Tensor) -> None:
+    """dL/d(one step's write-head output) into out [B, rows], given dL/dcanvas_t: through
+    attention_write's backward ([window, patch]), or without write attention the canvas gradient."""
+    if write_N:
+        g_patch, g_win = _ops.attention_write_backward(g_canvas, write_patch(write_out_t, C, write_N),
+                                                       write_out_t[:, :5], H, W)
+        out[:, :5], out[:, 5:] = g_win, g_patch.view(out.shape[0], -1)
+    else:
+        out.copy_(g_canvas.view(out.shape[0], -1))
+
+
+def latent_backward(grad_q_t: Tensor, dz: Tensor, sigma_eps_t: Tensor, out: Tensor) -> None:
+    """dL/d[mu, log sigma] [B, 2Z] into out: the loss's own gradient of q plus the path through
+    z = mu + exp(log sigma) eps (dz/dlog sigma = sigma eps, kept on a tape)."""
+    Z = dz.shape[1]
+    torch.add(grad_q_t[:, :Z], dz, out=out[:, :Z])
+    torch.addcmul(grad_q_t[:, Z:], dz, sigma_eps_t, out=out[:, Z:])
+
+
+def error_image_backward(g_canvas: Tensor, read_in_t: Tensor, d_read_in: Tensor, C: int) -> Tensor:
+    """dL/dcanvas_{t-1}: g_canvas plus the path through x^_t = x - sigmoid(canvas_{t-1}), whose
+    sigmoid is x - x^_t (both on the read-input tape [x, x^_t]) with derivative s (1 - s)."""
+    s = read_in_t[:, :C] - read_in_t[:, C:]
+    return torch.addcmul(g_canvas, d_read_in[:, C:], s * (1 - s), value=-1)
+
+
+def product_weight_grads(pairs, needs_grad) -> list:
+    """[dW, db, ...] of the products y = x W^T + b whose (output gradients G, inputs X) tapes
+    [T, B, .] are ``pairs``: each is one product over all T * B rows. needs_grad: the weights' and
+    biases' flags, interleaved (autograd's needs_input_grad for them)."""
+    out = []
+    for (G, X), need_w, need_b in zip(pairs, needs_grad[0::2], needs_grad[1::2]):
+        rows = G.shape[0] * G.shape[1]  # not -1: a head of no rows (no read attention) has 0 elements
+        G, X = G.reshape(rows, G.shape[-1]), X.reshape(rows, X.shape[-1])
+        out.append(G.t().mm(X) if need_w else None)
+        out.append(G.sum(0) if need_b else None)
+    return out

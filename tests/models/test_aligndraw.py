@@ -127,18 +127,22 @@ def test_alignment_is_a_distribution_over_real_words():
     assert torch.allclose(a, alpha[0]) and torch.allclose(s, (a[..., None] * h_lang).sum(1), atol=1e-6)
 
 
-def test_prior_is_standard_normal_at_the_first_step(monkeypatch):
+@pytest.mark.parametrize("backend", ["reference", "cpu"])  # the step loop; the hand-written core
+def test_prior_is_standard_normal_at_the_first_step(monkeypatch, backend):
     gen = fresh_generator()
-    model = tiny_model(gen)
+    model = tiny_model(gen, attention_backend=backend)
     with torch.no_grad():  # a prior head that is far from N(0, I) wherever it is used
         model.p_mu.bias.fill_(2.0)
         model.p_log_sigma.bias.fill_(-1.5)
-    seen = []
+    calls = []
     real = aligndraw.kl_normal
-    monkeypatch.setattr(aligndraw, "kl_normal", lambda *a: (seen.append(a), real(*a))[1])
+    monkeypatch.setattr(aligndraw, "kl_normal", lambda *a: (calls.append(a), real(*a))[1])
     x, tokens, lengths = batch(gen)
     out = model(x, tokens, lengths, gen)
-    assert len(seen) == model.config.T
+    T = model.config.T
+    # one call per step [B, Z], or one call for all steps [T, B, Z]
+    seen = calls if len(calls) == T else [tuple(a[t] for a in calls[0]) for t in range(T)]
+    assert len(seen) == T and all(a.shape == seen[0][0].shape for step in seen for a in step)
     _, _, mu_p, log_sigma_p = seen[0]
     assert torch.equal(mu_p, torch.zeros_like(mu_p)) and torch.equal(log_sigma_p, torch.zeros_like(log_sigma_p))
     for _, _, mu_p, log_sigma_p in seen[1:]:  # later steps: the learned, bounded prior
