@@ -9,6 +9,9 @@ Rows (the paper's MNIST model: 28x28, T=64, LSTMs of 256, z of 100, read 2x2, wr
                     nn.LSTMCell / nn.Linear and reference attention) vs the cpu backend
                     (fastgen.models.draw_bptt's hand-written core: the attention kernels, the
                     fused LSTM pointwise op, per-sequence weight gradients)
+  AlignDRAW train step, B=64
+                    the same for AlignDRAW's paper configuration (60x60, T=32, LSTMs of 300, z of
+                    150, read and write 8x8) on random captions (fastgen.models.aligndraw_bptt)
 Floor for sampling: the decoder weights (4D x (Z + D) floats, 1.46 MB for this model) are read once
 per step, so T times that many bytes at the measured copy bandwidth of a cache-sized working set.
 """
@@ -20,7 +23,7 @@ import torch
 
 from fastgen.backend import use_backend
 from fastgen.benchmarking.timing import DEFAULT_TIMING, QUICK_TIMING, machine_line, measure_floors, threads, time_call
-from fastgen.models import DRAW, DRAWConfig
+from fastgen.models import AlignDRAW, AlignDRAWConfig, DRAW, DRAWConfig
 
 
 def _sample_loop(model: DRAW, generator: torch.Generator):
@@ -28,7 +31,22 @@ def _sample_loop(model: DRAW, generator: torch.Generator):
     return lambda: model.sample(1, generator, return_windows=True)
 
 
-def draw_results(thread_counts=(1,), quick: bool = False, config: DRAWConfig | None = None) -> list[dict]:
+def _aligndraw_train_step(cfg: AlignDRAWConfig, gen: torch.Generator, batch: int = 64):
+    """One loss + backward of AlignDRAW on binarised images with random captions of 4 to 12 words."""
+    torch.manual_seed(0)
+    model = AlignDRAW(cfg)
+    images = (torch.rand(batch, cfg.channels, cfg.height, cfg.width, generator=gen) > 0.8).float()
+    lengths = torch.randint(4, 13, (batch,), generator=gen)
+    tokens = torch.randint(0, cfg.vocab_size, (batch, 12), generator=gen)
+
+    def step():
+        loss, _ = model.loss(images, tokens, lengths, gen)
+        loss.backward()
+    return step
+
+
+def draw_results(thread_counts=(1,), quick: bool = False, config: DRAWConfig | None = None,
+                 aligndraw_config: AlignDRAWConfig | None = None) -> list[dict]:
     timing = QUICK_TIMING if quick else DEFAULT_TIMING
     cfg = config or DRAWConfig()
     torch.manual_seed(0)
@@ -52,6 +70,9 @@ def draw_results(thread_counts=(1,), quick: bool = False, config: DRAWConfig | N
 
             cases[("train step, B=64", "reference")] = ("reference", train_step)
             cases[("train step, B=64", "fastgen")] = ("cpu", train_step)
+            align_step = _aligndraw_train_step(aligndraw_config or AlignDRAWConfig(), gen)
+            cases[("AlignDRAW train step, B=64", "reference")] = ("reference", align_step)
+            cases[("AlignDRAW train step, B=64", "fastgen")] = ("cpu", align_step)
             for (workload, provider), (backend, fn) in cases.items():
                 with use_backend(backend):
                     timing_result = time_call(fn, timing)
@@ -100,6 +121,9 @@ def format_draw_markdown(rows: list[dict], config: DRAWConfig | None = None) -> 
         f"- Date: {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
         f"- Model: {cfg.height}x{cfg.width}, T={cfg.T}, LSTMs {cfg.enc_size}/{cfg.dec_size}, z {cfg.z_size}, "
         f"read {cfg.read_N}, write {cfg.write_N}; median per call after warm-up",
+        *(["- AlignDRAW: the paper's MNIST-with-captions configuration (60x60, T=32, LSTMs 300, z 150, read and "
+           "write 8x8), random captions of 4 to 12 words"]
+          if any(r["workload"].startswith("AlignDRAW") for r in rows) else []),
         "",
         "| workload | threads | provider | ms | speedup vs reference | % of floor |",
         "|---|---:|---|---:|---:|---:|",
