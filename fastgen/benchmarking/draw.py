@@ -31,18 +31,22 @@ def _sample_loop(model: DRAW, generator: torch.Generator):
     return lambda: model.sample(1, generator, return_windows=True)
 
 
-def _aligndraw_train_step(cfg: AlignDRAWConfig, gen: torch.Generator, batch: int = 64):
-    """One loss + backward of AlignDRAW on binarised images with random captions of 4 to 12 words."""
+def _training_step(model, inputs: tuple, generator: torch.Generator):
+    """One loss + backward of ``model`` on ``inputs`` (a training step without the optimizer)."""
+    def step():
+        loss, _ = model.loss(*inputs, generator)
+        loss.backward()
+    return step
+
+
+def _aligndraw_training_step(cfg: AlignDRAWConfig, gen: torch.Generator, batch: int = 64):
+    """_training_step of AlignDRAW on binarised images with random captions of 4 to 12 words."""
     torch.manual_seed(0)
     model = AlignDRAW(cfg)
     images = (torch.rand(batch, cfg.channels, cfg.height, cfg.width, generator=gen) > 0.8).float()
     lengths = torch.randint(4, 13, (batch,), generator=gen)
     tokens = torch.randint(0, cfg.vocab_size, (batch, 12), generator=gen)
-
-    def step():
-        loss, _ = model.loss(images, tokens, lengths, gen)
-        loss.backward()
-    return step
+    return _training_step(model, (images, tokens, lengths), gen)
 
 
 def draw_results(thread_counts=(1,), quick: bool = False, config: DRAWConfig | None = None,
@@ -54,6 +58,8 @@ def draw_results(thread_counts=(1,), quick: bool = False, config: DRAWConfig | N
     gen = torch.Generator().manual_seed(0)
     images = (torch.rand(64, cfg.channels, cfg.height, cfg.width, generator=gen) > 0.5).float()
     step_bytes = 4 * 4 * cfg.dec_size * (cfg.z_size + cfg.dec_size)  # float32 decoder weights, read once a step
+    train_step = _training_step(model, (images,), gen)
+    align_step = _aligndraw_training_step(aligndraw_config or AlignDRAWConfig(), gen)
     rows = []
     for t in thread_counts:
         floors = measure_floors((t,), timing)
@@ -62,15 +68,9 @@ def draw_results(thread_counts=(1,), quick: bool = False, config: DRAWConfig | N
                 ("sample, batch 1", "reference"): ("reference", _sample_loop(model, gen)),
                 ("sample, batch 1", "fastgen loop"): ("cpu", _sample_loop(model, gen)),
                 ("sample, batch 1", "fastgen fused"): ("cpu", lambda: model.sample(1, gen)),
+                ("train step, B=64", "reference"): ("reference", train_step),
+                ("train step, B=64", "fastgen"): ("cpu", train_step),
             }
-
-            def train_step():
-                loss, _ = model.loss(images, gen)
-                loss.backward()
-
-            cases[("train step, B=64", "reference")] = ("reference", train_step)
-            cases[("train step, B=64", "fastgen")] = ("cpu", train_step)
-            align_step = _aligndraw_train_step(aligndraw_config or AlignDRAWConfig(), gen)
             cases[("AlignDRAW train step, B=64", "reference")] = ("reference", align_step)
             cases[("AlignDRAW train step, B=64", "fastgen")] = ("cpu", align_step)
             for (workload, provider), (backend, fn) in cases.items():
@@ -96,13 +96,9 @@ def gpu_draw_results(quick: bool = False, config: DRAWConfig | None = None,
     model = DRAW(cfg).cuda()
     gen = torch.Generator(device="cuda").manual_seed(0)
     images = (torch.rand(64, cfg.channels, cfg.height, cfg.width, generator=gen, device="cuda") > 0.5).float()
-
-    def train_step():
-        loss, _ = model.loss(images, gen)
-        loss.backward()
-
     rows = []
-    for workload, fn in (("sample, batch 1", lambda: model.sample(1, gen)), ("train step, B=64", train_step)):
+    for workload, fn in (("sample, batch 1", lambda: model.sample(1, gen)),
+                         ("train step, B=64", _training_step(model, (images,), gen))):
         for backend in backends:
             with use_backend(backend):
                 result = time_call(fn, timing, sync=torch.cuda.synchronize)

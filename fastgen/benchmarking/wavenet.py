@@ -69,13 +69,15 @@ def _naive_steps(model: WaveNet, batch: int, n: int):
 
 
 def path_call(model: WaveNet, path: str, batch: int, n: int):
+    """One timed call of a path: "naive", "reference", or a cached backend with its weights' dtype
+    ("cpu", "cpu bf16", "cuda", "cuda bf16", "triton"; the GPU ones with ``model`` on the GPU)."""
     if path == "naive":
         return _naive_steps(model, batch, n)
     if path == "reference":
         return lambda: model.generate(n, batch, backend=path, seed=0)
-    dtype = torch.bfloat16 if path == "cpu bf16" else torch.float32
-    cache = model.allocate_cache(batch, weight_dtype=dtype, seed=0)
-    return lambda: model.generate(n, cache=cache, backend="cpu")
+    backend, _, weights = path.partition(" ")
+    cache = model.allocate_cache(batch, weight_dtype=torch.bfloat16 if weights == "bf16" else torch.float32, seed=0)
+    return lambda: model.generate(n, cache=cache, backend=backend)
 
 
 def wavenet_results(quick: bool = False, models: dict[str, WaveNetConfig] | None = None,
@@ -121,15 +123,6 @@ QUICK_GPU_SAMPLES_PER_CALL = {"reference": 30, "cuda": 4000, "cuda bf16": 4000, 
 GPU_BATCHES = (1, 16, 256)
 
 
-def gpu_path_call(model: WaveNet, path: str, batch: int, n: int):
-    """One timed call of a GPU path; ``model`` is on the GPU."""
-    if path == "reference":
-        return lambda: model.generate(n, batch, backend="reference", seed=0)
-    backend, _, weights = path.partition(" ")
-    cache = model.allocate_cache(batch, weight_dtype=torch.bfloat16 if weights == "bf16" else torch.float32, seed=0)
-    return lambda: model.generate(n, cache=cache, backend=backend)
-
-
 def gpu_wavenet_results(quick: bool = False, models: dict[str, WaveNetConfig] | None = None,
                         batches=GPU_BATCHES, paths=tuple(GPU_SAMPLES_PER_CALL),
                         log: Callable[[str], None] = lambda message: None) -> list[dict]:
@@ -147,7 +140,7 @@ def gpu_wavenet_results(quick: bool = False, models: dict[str, WaveNetConfig] | 
                 if path == "reference" and batch > 16:
                     continue  # launch-bound at any batch; the small batches make the point
                 n = per_call[path]
-                result = time_call(gpu_path_call(model, path, batch, n), timing, sync=torch.cuda.synchronize)
+                result = time_call(path_call(model, path, batch, n), timing, sync=torch.cuda.synchronize)
                 rows.append({"model": name, "batch": batch, "path": path, "samples_per_s": batch * n / result.median})
                 log(f"[wavenet] {name} batch {batch} {path}: {rows[-1]['samples_per_s']:,.0f} samples/s")
     return rows

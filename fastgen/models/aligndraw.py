@@ -41,6 +41,7 @@ from fastgen.models.draw import (
     check_images,
     core_applies,
     kl_normal,
+    noise_per_step,
     reconstruction_nll,
     standard_noise,
 )
@@ -201,9 +202,7 @@ class AlignDRAW(nn.Module):
         """(c_T, per-step KL [T, B], alignments [T, B, L]) through fastgen.models.aligndraw_bptt."""
         cfg = self.config
         Z = cfg.z_size
-        eps = x.new_empty(cfg.T, x.shape[0], Z)
-        for t in range(cfg.T):  # step by step, so the numbers are the ones _run_steps draws
-            eps[t] = standard_noise(eps[t], generator)
+        eps = noise_per_step(x.new_empty(cfg.T, x.shape[0], Z), generator)
         canvas, q, p, alignments = aligndraw_core(x, eps, h_lang, lang_proj, mask, cfg.read_N, cfg.write_N,
                                                   self.core_weights())
         return canvas, kl_normal(q[..., :Z], q[..., Z:], p[..., :Z], p[..., Z:]).sum(2), alignments

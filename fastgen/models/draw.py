@@ -104,6 +104,14 @@ def standard_noise(like: Tensor, generator: Optional[torch.Generator]) -> Tensor
     return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
 
 
+def noise_per_step(eps: Tensor, generator: Optional[torch.Generator]) -> Tensor:
+    """eps [T, B, Z] filled with standard_noise one step at a time: the numbers a step loop that draws
+    each step's noise as it goes gets from the same generator (so a core and its loop agree)."""
+    for t in range(eps.shape[0]):
+        eps[t] = standard_noise(eps[t], generator)
+    return eps
+
+
 def backend_context(name: str):
     """fastgen.use_backend(name), or nothing for "auto" (then the process-wide choice stands)."""
     return contextlib.nullcontext() if name == "auto" else use_backend(name)
@@ -268,7 +276,7 @@ class DRAW(nn.Module):
         check_images("DRAW", x, cfg)
         x = x.to(self.q_mu.weight.dtype)
         with backend_context(cfg.attention_backend):
-            run = self._run_core if self._can_run_core(x) else self._run_steps
+            run = self._run_core if core_applies(x, self.q_mu.weight) else self._run_steps
             canvas, kl_steps = run(x, generator)
         recon = reconstruction_nll(canvas, x, cfg.likelihood, cfg.output_std)
         return {"recon": recon, "kl": kl_steps.sum(0), "kl_steps": kl_steps, "logits": canvas}
@@ -301,16 +309,11 @@ class DRAW(nn.Module):
             canvas, _ = self.writer.apply_heads(write_heads(h_dec), canvas)
         return canvas, torch.stack(kl_steps)
 
-    def _can_run_core(self, x: Tensor) -> bool:
-        return core_applies(x, self.q_mu.weight)
-
     def _run_core(self, x: Tensor, generator: Optional[torch.Generator]) -> tuple[Tensor, Tensor]:
         """(c_T, per-step KL [T, B]) through fastgen.models.draw_bptt's hand-written core."""
         cfg = self.config
-        B, Z = x.shape[0], cfg.z_size
-        eps = x.new_empty(cfg.T, B, Z)
-        for t in range(cfg.T):  # step by step, so the numbers are the ones _run_steps draws
-            eps[t] = standard_noise(eps[t], generator)
+        Z = cfg.z_size
+        eps = noise_per_step(x.new_empty(cfg.T, x.shape[0], Z), generator)
         canvas, q = draw_core(x, eps, cfg.read_N, cfg.write_N, self.core_weights())
         return canvas, kl_standard_normal(q[..., :Z], q[..., Z:]).sum(2)
 

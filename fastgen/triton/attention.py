@@ -25,10 +25,10 @@ Design
     params' dtype.
 
 Launchers make their inputs contiguous, allocate the outputs and check nothing beyond unpacking
-shapes: argument validation is the job of fastgen/ops/attention.py. read / write are the same
+shapes: argument validation is the job of fastgen/ops/attention.py. They run on CUDA tensors, or on
+CPU tensors when TRITON_INTERPRET=1 was set before triton was imported. read / write are the same
 forward/backward pairs as autograd functions: what use_backend("triton") runs in a build whose CUDA
-ops are the C++ kernels (without those, the pairs are registered as the ops' CUDA kernels instead). They run on CUDA tensors, or on
-CPU tensors when TRITON_INTERPRET=1 was set before triton was imported.
+ops are the C++ kernels (without those, the pairs are registered as the ops' CUDA kernels instead).
 """
 from __future__ import annotations
 

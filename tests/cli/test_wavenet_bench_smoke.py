@@ -47,7 +47,7 @@ def test_gpu_table_and_path_names():
 
     model = WaveNet(WaveNetConfig(residual_channels=8, skip_channels=16, layers_per_stack=3, stacks=1, classes=16))
     for path in ("cpu", "cpu bf16", "reference"):
-        assert bench.gpu_path_call(model.eval(), path, 2, 5)().shape == (2, 5)
+        assert bench.path_call(model.eval(), path, 2, 5)().shape == (2, 5)
     rows = [{"model": "m", "batch": 4, "path": "reference", "samples_per_s": 200.0},
             {"model": "m", "batch": 4, "path": "cuda", "samples_per_s": 64_000.0}]
     table = bench.format_gpu_wavenet_markdown(rows)
