@@ -28,6 +28,7 @@ from fastgen.models.draw_bptt import (
     Tapes,
     error_image_backward,
     latent_backward,
+    latent_forward,
     product_weight_grads,
     write_head_backward,
     write_head_forward,
@@ -125,8 +126,7 @@ class _AlignDRAWCore(torch.autograd.Function):
             h, c_inf_next, act_inf = _ops.lstm_cell_pointwise(torch.addmm(w.inf_bias, inf_in, w.inf.t()), c_inf)
             tape.h_inf[now] = h
             torch.addmm(w.q_bias, h, w.q.t(), out=q[t])
-            torch.mul(torch.exp(q[t, :, Z:]), eps[t], out=tape.sigma_eps[now])
-            torch.add(q[t, :, :Z], tape.sigma_eps[now], out=lstm_in[:, :Z])
+            latent_forward(q[t], eps[t], sigma_eps=tape.sigma_eps[now], z=lstm_in[:, :Z])
             lstm_in[:, Z + K2:] = h_prev
             h, c_gen_next, act_gen = _ops.lstm_cell_pointwise(torch.addmm(w.lstm_bias, lstm_in, w.lstm.t()), c_gen)
             tape.h_gen[after] = h

@@ -130,9 +130,8 @@ class _DRAWCore(torch.autograd.Function):
             h, c_enc_next, act_enc = _ops.lstm_cell_pointwise(torch.addmm(w.enc_bias, enc_in, w.enc.t()), c_enc)
             tape.h_enc[now] = h
             torch.addmm(w.q_bias, h, w.q.t(), out=q[t])
-            torch.mul(torch.exp(q[t, :, Z:]), eps[t], out=tape.sigma_eps[now])
             dec_in = tape.dec_in[now]
-            torch.add(q[t, :, :Z], tape.sigma_eps[now], out=dec_in[:, :Z])
+            latent_forward(q[t], eps[t], sigma_eps=tape.sigma_eps[now], z=dec_in[:, :Z])
             dec_in[:, Z:] = h_dec
             h, c_dec_next, act_dec = _ops.lstm_cell_pointwise(torch.addmm(w.dec_bias, dec_in, w.dec.t()), c_dec)
             tape.h_dec[after] = h
@@ -224,6 +223,14 @@ def write_head_backward(g_canvas: Tensor, write_out_t: Tensor, write_N: Optional
         out[:, :5], out[:, 5:] = g_win, g_patch.view(out.shape[0], -1)
     else:
         out.copy_(g_canvas.view(out.shape[0], -1))
+
+
+def latent_forward(q_t: Tensor, eps_t: Tensor, sigma_eps: Tensor, z: Tensor) -> None:
+    """z = mu + exp(log sigma) eps from q_t = [mu, log sigma] [B, 2Z], into ``z``; sigma eps, which
+    latent_backward needs, into ``sigma_eps``."""
+    Z = eps_t.shape[1]
+    torch.mul(torch.exp(q_t[:, Z:]), eps_t, out=sigma_eps)
+    torch.add(q_t[:, :Z], sigma_eps, out=z)
 
 
 def latent_backward(grad_q_t: Tensor, dz: Tensor, sigma_eps_t: Tensor, out: Tensor) -> None:
