@@ -4,6 +4,12 @@
 #include <Python.h>
 #include <torch/library.h>
 
+#include <string>
+
+namespace fastgen {
+std::string cpu_capability();  // csrc/cpu/vector_math.cpp
+}
+
 TORCH_LIBRARY(fastgen, m) {
   // Gaussian-filterbank attention (DRAW). params: [B, 5] raw window parameters.
   m.def("attention_read(Tensor x, Tensor params, int N) -> Tensor");
@@ -27,6 +33,12 @@ TORCH_LIBRARY(fastgen, m) {
   // in place; weights are the packed list of csrc/cpu/wavenet_kernels.h. -> tokens [B, n]
   m.def("wavenet_generate(Tensor(a!) queues, Tensor(b!) positions, Tensor(c!) last_tokens, Tensor[] weights, "
         "int[] dilations, Tensor? cond, Tensor uniforms, Tensor lengths, float temperature) -> Tensor");
+
+  // Inspection of the CPU build (csrc/cpu/vector_math.cpp): the vector exp every CPU kernel shares, for
+  // tests against torch.exp, and which instruction-set build runs ("avx2" or "generic"; the
+  // environment variable FASTGEN_CPU_CAPABILITY=generic forces the latter).
+  m.def("exp_nonpositive(Tensor x) -> Tensor");
+  m.def("cpu_capability() -> str", &fastgen::cpu_capability);
 }
 
 // An empty Python module: importing fastgen._C loads this library, which registers the ops above.

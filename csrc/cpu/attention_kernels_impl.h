@@ -29,9 +29,7 @@ struct Arena {
 // Filter weights from logits <= 0 (0 where the weight would be subnormal, see attention_math.h).
 // Float uses the vector exp; double, the path tests lean on, uses libm lane by lane.
 static inline Vec<float> filter_weights(Vec<float> logit) {
-  const Vec<float> floor = Vec<float>{} + am::underflow_arg(0.0f);
-  const auto keep = logit > floor;
-  return keep ? vexp_nonpositive(keep ? logit : floor) : Vec<float>{};
+  return logit > am::underflow_arg(0.0f) ? vexp_nonpositive(logit) : Vec<float>{};
 }
 static inline Vec<double> filter_weights(Vec<double> logit) {
   Vec<double> w;

@@ -4,3 +4,4 @@
 #include "lstm_kernels_impl.h"
 #include "draw_kernels_impl.h"
 #include "wavenet_kernels_impl.h"
+#include "vector_math_kernels_impl.h"

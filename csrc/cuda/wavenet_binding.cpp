@@ -2,8 +2,8 @@
 // shared with the CPU binding (fastgen/wavenet_checks.h) plus the CUDA kernel's own limits, the
 // kernel's parameter struct, and a launch on torch's current stream. Built only when torch has CUDA; the kernel itself is torch-free.
 //
-// NOT YET RUN ON HARDWARE (written on a machine without a GPU; compile-checked only). Run
-// tests/gpu/test_wavenet_gpu.py on a GPU machine.
+// Run on hardware once (H200, 2026-11-29): tests/gpu/test_wavenet_gpu.py, token for token against the
+// CPU kernel and the reference; benchmarks/results/gpu.md has the figures.
 //
 // Environment: FASTGEN_WAVENET_CUDA_WEIGHTS = auto (default) | global | shared chooses where the kernel
 // reads the weights from (wavenet.cuh, WaveNetWeightPlacement); results are identical either way, the

@@ -132,7 +132,8 @@ def _filterbank_backward(F, dF, mu, itv, N: tl.constexpr, SIZE: tl.constexpr, NP
     d = tl.where(valid, d, 0.0)
     s1 = tl.sum(dlogit * d, axis=1)
     dmu = 2.0 * itv * s1
-    dlv = itv * (tl.sum(dlogit * d * d, axis=1) + 2.0 * (m - mu) * s1)
+    # itv * (m - mu) first: (m - mu) * s1 alone can overflow float32 (centres 1e14 px away, gamma e^80).
+    dlv = itv * tl.sum(dlogit * d * d, axis=1) + 2.0 * (itv * (m - mu)) * s1
     dmu = tl.where(n < N, dmu, 0.0)
     dlv = tl.where(n < N, dlv, 0.0)
     off = _filter_offsets(N, NP, ACC)
@@ -140,15 +141,29 @@ def _filterbank_backward(F, dF, mu, itv, N: tl.constexpr, SIZE: tl.constexpr, NP
 
 
 @triton.jit
+def _clamp(v, lo, hi):
+    """v clamped into [lo, hi]; NaN stays NaN (as torch.clamp)."""
+    return tl.where(v < lo, lo, tl.where(v > hi, hi, v))
+
+
+@triton.jit
+def _through_clamp(grad, p_ptr, k, lo, hi):
+    """grad where raw parameter k lies inside its bounds, else exactly 0 (the clamp's gradient; a
+    select, not a product, so an inf computed at the clamped value cannot make 0 * inf = NaN)."""
+    v = tl.load(p_ptr + k).to(tl.float32)
+    return tl.where((v >= lo) & (v <= hi), grad, 0.0)
+
+
+@triton.jit
 def _window(p_ptr, N: tl.constexpr, H: tl.constexpr, W: tl.constexpr, SCALE_NUM: tl.constexpr,
             SCALE_DEN: tl.constexpr, NP: tl.constexpr, HP: tl.constexpr, WP: tl.constexpr,
             ACC: tl.constexpr):
     """Fx [NP, WP], Fy [NP, HP], their centres, 1/(2 sigma^2), delta and log gamma of one example."""
-    gx_t = tl.load(p_ptr + 0).to(ACC)
-    gy_t = tl.load(p_ptr + 1).to(ACC)
-    log_var = tl.load(p_ptr + 2).to(ACC)
-    log_delta_t = tl.load(p_ptr + 3).to(ACC)
-    log_gamma = tl.load(p_ptr + 4).to(ACC)
+    gx_t = _clamp(tl.load(p_ptr + 0).to(ACC), -1e3, 1e3)  # PARAM_BOUNDS of fastgen/reference/attention.py
+    gy_t = _clamp(tl.load(p_ptr + 1).to(ACC), -1e3, 1e3)
+    log_var = _clamp(tl.load(p_ptr + 2).to(ACC), -30.0, 30.0)
+    log_delta_t = _clamp(tl.load(p_ptr + 3).to(ACC), -30.0, 10.0)
+    log_gamma = _clamp(tl.load(p_ptr + 4).to(ACC), -30.0, 30.0)
     gx = tl.full([], W + 1, ACC) * 0.5 * (gx_t + 1.0)
     gy = tl.full([], H + 1, ACC) * 0.5 * (gy_t + 1.0)
     # (max(H, W) - 1) / max(N - 1, 1) * exp(log delta~), computed in ACC from exact integers.
@@ -160,18 +175,19 @@ def _window(p_ptr, N: tl.constexpr, H: tl.constexpr, W: tl.constexpr, SCALE_NUM:
 
 
 @triton.jit
-def _store_param_grads(gp_ptr, Fx, Fy, dFx, dFy, mux, muy, itv, delta, dlog_gamma, N: tl.constexpr,
+def _store_param_grads(gp_ptr, p_ptr, Fx, Fy, dFx, dFy, mux, muy, itv, delta, dlog_gamma, N: tl.constexpr,
                        H: tl.constexpr, W: tl.constexpr, NP: tl.constexpr, HP: tl.constexpr,
                        WP: tl.constexpr, ACC: tl.constexpr):
-    """window_grad_to_params: filterbank gradients -> the 5 raw parameter gradients."""
+    """window_grad_to_params: filterbank gradients -> the 5 raw parameter gradients (0 where a raw
+    parameter was clamped)."""
     dgx, ddx, dlvx = _filterbank_backward(Fx, dFx, mux, itv, N, W, NP, WP, ACC)
     dgy, ddy, dlvy = _filterbank_backward(Fy, dFy, muy, itv, N, H, NP, HP, ACC)
     ty = gp_ptr.dtype.element_ty
-    tl.store(gp_ptr + 0, (dgx * (tl.full([], W + 1, ACC) * 0.5)).to(ty))
-    tl.store(gp_ptr + 1, (dgy * (tl.full([], H + 1, ACC) * 0.5)).to(ty))
-    tl.store(gp_ptr + 2, (dlvx + dlvy).to(ty))
-    tl.store(gp_ptr + 3, ((ddx + ddy) * delta).to(ty))
-    tl.store(gp_ptr + 4, dlog_gamma.to(ty))
+    tl.store(gp_ptr + 0, _through_clamp(dgx * (tl.full([], W + 1, ACC) * 0.5), p_ptr, 0, -1e3, 1e3).to(ty))
+    tl.store(gp_ptr + 1, _through_clamp(dgy * (tl.full([], H + 1, ACC) * 0.5), p_ptr, 1, -1e3, 1e3).to(ty))
+    tl.store(gp_ptr + 2, _through_clamp(dlvx + dlvy, p_ptr, 2, -30.0, 30.0).to(ty))
+    tl.store(gp_ptr + 3, _through_clamp((ddx + ddy) * delta, p_ptr, 3, -30.0, 10.0).to(ty))
+    tl.store(gp_ptr + 4, _through_clamp(dlog_gamma, p_ptr, 4, -30.0, 30.0).to(ty))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -234,7 +250,7 @@ def _read_bwd_kernel(g_ptr, x_ptr, p_ptr, gx_ptr, gp_ptr, C, N: tl.constexpr, H:
     dFx = dFx * gamma
     dFy = dFy * gamma
     dlog_gamma = gamma * tl.sum(dlg, axis=0)  # = sum(out * G)
-    _store_param_grads(gp_ptr + b * 5, Fx, Fy, dFx, dFy, mux, muy, itv, delta, dlog_gamma, N, H, W,
+    _store_param_grads(gp_ptr + b * 5, p_ptr + b * 5, Fx, Fy, dFx, dFy, mux, muy, itv, delta, dlog_gamma, N, H, W,
                        NP, HP, WP, ACC)
 
 
@@ -285,7 +301,7 @@ def _write_bwd_kernel(g_ptr, w_ptr, p_ptr, gw_ptr, gp_ptr, C, N: tl.constexpr, H
     dFx = dFx * inv_gamma
     dFy = dFy * inv_gamma
     dlog_gamma = -inv_gamma * tl.sum(dlg, axis=0)  # = -sum(image * G), image without the canvas
-    _store_param_grads(gp_ptr + b * 5, Fx, Fy, dFx, dFy, mux, muy, itv, delta, dlog_gamma, N, H, W,
+    _store_param_grads(gp_ptr + b * 5, p_ptr + b * 5, Fx, Fy, dFx, dFy, mux, muy, itv, delta, dlog_gamma, N, H, W,
                        NP, HP, WP, ACC)
 
 

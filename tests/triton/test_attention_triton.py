@@ -357,3 +357,30 @@ def test_rows_of_filterbank_sum_to_one_far_outside():
     out = tri.read_forward(torch.ones(B, C, H, W), params, N)
     _check("read of ones", out, torch.ones(B, C, N, N, dtype=torch.float64), 1e-6)
     assert math.isclose(out.double().max().item(), 1.0, rel_tol=1e-6)
+
+
+def test_past_the_parameter_bounds_matches_reference():
+    """Parameters past fastgen.reference.attention.PARAM_BOUNDS are clamped as in the twin: finite,
+    equal to the float64 reference, and a clamped parameter's gradient is exactly 0."""
+    from tests.ops.test_attention_domain import assert_close_per_example, beyond_the_domain, outside
+    params = beyond_the_domain(torch.Generator().manual_seed(int(torch.randint(0, 2**31, ()))))
+    B, C, H, W, N = params.shape[0], 2, 9, 11, 4
+    x, w = torch.rand(B, C, H, W, dtype=torch.float64), torch.randn(B, C, N, N, dtype=torch.float64)
+    g_read, g_write = torch.randn(B, C, N, N, dtype=torch.float64), torch.randn(B, C, H, W, dtype=torch.float64)
+    xr, pr, wr = (t.clone().requires_grad_() for t in (x, params, w))
+    out_r = ref.attention_read(xr, pr, N)
+    ref_gx, ref_gp_read = torch.autograd.grad(out_r, (xr, pr), g_read)
+    out_w = ref.attention_write(wr, pr, H, W)
+    ref_gw, ref_gp_write = torch.autograd.grad(out_w, (wr, pr), g_write)
+    for dtype in (torch.float32, torch.float64):
+        got = (tri.read_forward(x.to(dtype), params.to(dtype), N),
+               *tri.read_backward(g_read.to(dtype), x.to(dtype), params.to(dtype), N),
+               tri.write_forward(w.to(dtype), params.to(dtype), H, W),
+               *tri.write_backward(g_write.to(dtype), w.to(dtype), params.to(dtype), H, W))
+        want = (out_r, ref_gx, ref_gp_read, out_w, ref_gw, ref_gp_write)
+        for name, a, e in zip(["read", "grad x", "grad params (read)", "write", "grad w", "grad params (write)"],
+                              got, want):
+            assert torch.isfinite(a).all(), f"{dtype} {name} not finite"
+            assert_close_per_example(a, e.detach(), REL_TOL[dtype], f"{dtype} {name}", None)
+        mask = outside(params)
+        assert (got[2][mask] == 0).all() and (got[5][mask] == 0).all()

@@ -23,7 +23,21 @@ struct Window {
   T delta;          // stride between filter centres
   T inv_two_var;    // 1 / (2 sigma^2)
   T gamma;          // intensity
+  bool inside[kNumParams];  // the raw parameter lies inside its bounds (its gradient passes the clamp)
 };
+
+// Bounds of the raw parameters (fastgen/reference/attention.py, PARAM_BOUNDS, which says why): every
+// backend clamps into them, so every float intermediate stays finite.
+FASTGEN_INLINE double param_low(int k) { return k < 2 ? -1e3 : -30.0; }
+FASTGEN_INLINE double param_high(int k) { return k < 2 ? 1e3 : (k == 3 ? 10.0 : 30.0); }
+
+// Raw parameter k clamped into its bounds (NaN stays NaN, as torch.clamp); *inside: it was in them.
+template <typename T>
+FASTGEN_INLINE T clamp_param(const T* raw, int k, bool* inside) {
+  const T lo = T(param_low(k)), hi = T(param_high(k)), v = raw[k];
+  *inside = v >= lo && v <= hi;
+  return v < lo ? lo : (v > hi ? hi : v);
+}
 
 // exp for the two accumulation types; expf/exp exist on host and device alike.
 FASTGEN_INLINE float exp_(float v) { return expf(v); }
@@ -45,11 +59,13 @@ FASTGEN_INLINE T stride_scale(int N, int H, int W) {
 template <typename T>
 FASTGEN_INLINE Window<T> window_from_params(const T* raw, int N, int H, int W) {
   Window<T> w;
-  w.gx = T(W + 1) / T(2) * (raw[0] + T(1));
-  w.gy = T(H + 1) / T(2) * (raw[1] + T(1));
-  w.inv_two_var = T(0.5) * exp_(-raw[2]);
-  w.delta = stride_scale<T>(N, H, W) * exp_(raw[3]);
-  w.gamma = exp_(raw[4]);
+  T p[kNumParams];
+  for (int k = 0; k < kNumParams; ++k) p[k] = clamp_param(raw, k, &w.inside[k]);
+  w.gx = T(W + 1) / T(2) * (p[0] + T(1));
+  w.gy = T(H + 1) / T(2) * (p[1] + T(1));
+  w.inv_two_var = T(0.5) * exp_(-p[2]);
+  w.delta = stride_scale<T>(N, H, W) * exp_(p[3]);
+  w.gamma = exp_(p[4]);
   return w;
 }
 
@@ -116,7 +132,8 @@ FASTGEN_INLINE void filter_row_backward(const T* row, const T* grad_row, T mu, T
     s2 += dlogit * e * e;
   }
   *grad_mu = T(2) * inv_two_var * s1;
-  *grad_log_var = inv_two_var * (s2 + T(2) * (m - mu) * s1);
+  // inv_two_var * (m - mu) first: (m - mu) * s1 alone can overflow float (mu 1e14 px away, gamma e^80).
+  *grad_log_var = inv_two_var * s2 + T(2) * (inv_two_var * (m - mu)) * s1;
 }
 
 // Accumulated gradients with respect to the window, reduced to the 5 raw parameters.
@@ -136,6 +153,8 @@ FASTGEN_INLINE void window_grad_to_params(const WindowGrad<T>& g, const Window<T
   grad_raw[2] = g.log_var;
   grad_raw[3] = g.delta * w.delta;  // d delta / d log delta~ = delta
   grad_raw[4] = g.log_gamma;
+  // The clamp's gradient: a select, not a product, so an inf computed at a clamped value gives 0, not NaN.
+  for (int k = 0; k < kNumParams; ++k) grad_raw[k] = w.inside[k] ? grad_raw[k] : T(0);
 }
 
 }  // namespace attention

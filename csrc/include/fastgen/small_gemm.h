@@ -167,13 +167,21 @@ static inline T dot(int64_t n, const T* a, const T* b) {
   return hsum<T>(acc);
 }
 
-// exp(x) for x in [-87, 0] (filter logits), 8 lanes at a time: x = n ln2 + r with |r| <= ln2/2, then
+// ln of float's smallest normal number: exp(x) below it is subnormal or 0.
+constexpr float kExpNormalFloor = -87.33654475f;
+
+// exp(x) for any x <= 0 (-inf included), 8 lanes at a time: x = n ln2 + r with |r| <= ln2/2, then
 // exp(r) by its Taylor series to degree 7 (truncation error < 6e-9, below float rounding) and the
 // 2^n factor added to the exponent bits. The series is evaluated in Estrin's form (pairs, then
 // r^2 and r^4 combine them): 3 dependent FMAs instead of Horner's 7, so the loops that call this
 // are not bound by one long latency chain per vector.
+// Below kExpNormalFloor the result is exactly 0 (the true value is under 1.2e-38): 2^n for n < -126
+// does not fit the exponent bits, and the wrapped bits made huge or negative "probabilities" of very
+// unlikely classes in the WaveNet sampler. NaN stays NaN.
 static inline Vec<float> vexp_nonpositive(Vec<float> x) {
   typedef int32_t IVec __attribute__((vector_size(32)));
+  const auto underflow = x < kExpNormalFloor;
+  x = underflow ? Vec<float>{} + kExpNormalFloor : x;
   const Vec<float> n = __builtin_convertvector(__builtin_convertvector(x * 1.44269504088896341f - 0.5f, IVec), Vec<float>);
   // ln2 split in two parts so that n * ln2_hi is exact for |n| < 2^9.
   const Vec<float> r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
@@ -184,19 +192,19 @@ static inline Vec<float> vexp_nonpositive(Vec<float> x) {
   const IVec bits = (__builtin_convertvector(n, IVec) + 127) << 23;
   Vec<float> scale;
   std::memcpy(&scale, &bits, sizeof(scale));
-  return p * scale;
+  return underflow ? Vec<float>{} : p * scale;
 }
 
 // Float sigmoid and tanh from exp(-|x|), which never overflows.
 static inline Vec<float> vsigmoid(Vec<float> x) {
   const Vec<float> ax = x < 0.0f ? -x : x;
-  const Vec<float> e = vexp_nonpositive(ax > 80.0f ? Vec<float>{} - 80.0f : -ax);
+  const Vec<float> e = vexp_nonpositive(-ax);
   const Vec<float> inv = 1.0f / (1.0f + e);
   return x >= 0.0f ? inv : e * inv;
 }
 static inline Vec<float> vtanh(Vec<float> x) {
   const Vec<float> ax = x < 0.0f ? -x : x;
-  const Vec<float> e = vexp_nonpositive(ax > 40.0f ? Vec<float>{} - 80.0f : -2.0f * ax);
+  const Vec<float> e = vexp_nonpositive(-2.0f * ax);
   const Vec<float> t = (1.0f - e) / (1.0f + e);
   return x < 0.0f ? -t : t;
 }

@@ -26,10 +26,15 @@ struct WaveNetCall {
   int64_t cond_row_stride, cond_step_stride;
 };
 
-inline void check_wavenet_tensor(const at::Tensor& t, const char* name, at::IntArrayRef shape, at::ScalarType dtype,
-                                 const at::Device& device) {
+// The expected shape is an owned vector (not a view of a braced temporary), and the number of
+// dimensions is compared before any size: on the first GPU run a wrong shape crashed inside these
+// checks (cause not found without a GPU since; tests/gpu/test_wavenet_gpu.py runs each case in a child).
+inline void check_wavenet_tensor(const at::Tensor& t, const char* name, const std::vector<int64_t>& shape,
+                                 at::ScalarType dtype, const at::Device& device) {
   TORCH_CHECK(t.device() == device, "wavenet_generate: ", name, " is on ", t.device(), " but queues is on ", device);
-  TORCH_CHECK(t.sizes() == shape, "wavenet_generate: ", name, " must have shape ", shape, ", got ", t.sizes());
+  const at::IntArrayRef want(shape);
+  TORCH_CHECK(t.dim() == int64_t(shape.size()) && t.sizes() == want, "wavenet_generate: ", name, " must have shape ",
+              want, ", got ", t.sizes());
   TORCH_CHECK(t.scalar_type() == dtype, "wavenet_generate: ", name, " must be ", dtype, ", got ", t.scalar_type());
   TORCH_CHECK(t.is_contiguous(), "wavenet_generate: ", name, " must be contiguous");
 }
