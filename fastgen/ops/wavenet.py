@@ -19,7 +19,10 @@ The naive and reference paths start from a fresh state (no cache); they exist to
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
+import weakref
 from typing import Iterator, Optional
 
 import torch
@@ -127,11 +130,23 @@ def draw_uniforms(generator: torch.Generator, batch: int, n: int) -> Tensor:
     return torch.rand(n, batch, generator=generator).t().contiguous()
 
 
+def _weights_stamp(params: list[Tensor]) -> list[tuple[int, int]]:
+    """What changes when a parameter is written: its version counter (every in-place update, e.g. an
+    optimizer step or load_state_dict) and its storage (a rebinding of ``.data``)."""
+    return [(p._version, p.data_ptr()) for p in params]
+
+
 class WaveNetCache:
     """Generation state of ``batch`` independent rows: per-layer ring-buffer queues [B, Q, pad8(R)]
     (zeros = the causal padding), each row's position and next input token (the silence token at
-    first), the packed weights (a snapshot taken at allocation) and the generator the uniforms are
-    drawn from, so that a stream stopped and resumed gives the same samples as one that was not."""
+    first), the packed weights (a copy taken at allocation) and the generator the uniforms are drawn
+    from, so that a stream stopped and resumed gives the same samples as one that was not.
+
+    A cache serves the model that allocated it, as its weights were then: generation refuses it for
+    another model, and after that model's parameters were written in place (training, load_state_dict),
+    because the packed weights and the queued layer inputs would be stale. It serves one stream at a
+    time: a second one, from another thread or an unfinished stream of the same thread, is refused.
+    """
 
     def __init__(self, model, batch: int = 1, weight_dtype: torch.dtype = torch.float32, seed: Optional[int] = None):
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
@@ -148,6 +163,38 @@ class WaveNetCache:
         self.positions = torch.zeros(batch, dtype=torch.int64, device=device)
         self.last_tokens = torch.full((batch,), silence_token(cfg.classes), dtype=torch.int64, device=device)
         self.generator = make_generator(seed)
+        self._model = weakref.ref(model)
+        # The parameter list is taken once: model.parameters() per call would cost a step's time.
+        self._params = list(model.parameters())
+        self._stamp = _weights_stamp(self._params)
+        self._busy = threading.Lock()
+
+    @property
+    def model(self):
+        """The model that allocated this cache (None once it is gone)."""
+        return self._model()
+
+    def check_model(self, model) -> None:
+        """Raise ValueError unless ``model`` allocated this cache and its weights are unchanged since."""
+        if self.config != model.config:
+            raise ValueError("wavenet: the cache was allocated for a model with another config")
+        if self._model() is not model:
+            raise ValueError("wavenet: the cache was allocated by another model (it holds that model's packed "
+                             "weights); allocate one with this model's allocate_cache()")
+        if _weights_stamp(self._params) != self._stamp:
+            raise ValueError("wavenet: the model's weights changed since this cache was allocated (its packed "
+                             "weights and queued layer inputs are stale); allocate a new cache")
+
+    @contextlib.contextmanager
+    def in_use(self):
+        """Hold the cache for one stream; refuse (RuntimeError) if another stream holds it."""
+        if not self._busy.acquire(blocking=False):
+            raise RuntimeError("wavenet: the cache is in use by another stream (another thread's, or an "
+                               "unfinished one: exhaust or close() it first); a cache serves one stream at a time")
+        try:
+            yield self
+        finally:
+            self._busy.release()
 
     def draw_uniforms(self, n: int) -> Tensor:
         return draw_uniforms(self.generator, self.batch, n).to(self.queues.device)
@@ -195,32 +242,88 @@ def _check_temperature(temperature) -> float:
     return float(temperature)
 
 
+def _check_frame_offset(frame_offset, features: Optional[Tensor]) -> int:
+    if isinstance(frame_offset, bool) or not isinstance(frame_offset, int) or frame_offset < 0:
+        raise ValueError(f"wavenet: frame_offset must be an int >= 0, got {frame_offset!r}")
+    if frame_offset and features is None:
+        raise ValueError("wavenet: frame_offset applies to features (local conditioning), but none were given")
+    return frame_offset
+
+
+def _upsampled_window(model, features: Tensor, frame_offset: int, starts: Tensor,
+                      lengths: Tensor) -> tuple[Optional[Tensor], int]:
+    """The upsampled features of the frames that rows generating samples [starts[b], starts[b] +
+    lengths[b]) condition on, and the utterance sample of its first column; (None, 0) when no row
+    generates. Raises ValueError naming a row whose samples the features do not cover."""
+    hop = model.config.hop_length
+    have = (frame_offset * hop, (frame_offset + features.shape[2]) * hop)
+    active = lengths > 0
+    if not active.any():
+        return None, 0
+    ends = starts + lengths
+    missing = (active & ((starts < have[0]) | (ends > have[1]))).nonzero()
+    if len(missing):
+        b = int(missing[0])
+        raise ValueError(f"WaveNet.generate: row {b} generates samples [{int(starts[b])}, {int(ends[b])}), but the "
+                         f"features (frame_offset {frame_offset}, {features.shape[2]} frames at hop {hop}) cover "
+                         f"samples [{have[0]}, {have[1]})")
+    first = int(starts[active].min()) // hop
+    last = -(-int(ends[active].max()) // hop)
+    # kernel = stride = hop: each frame upsamples on its own, so a window of frames is exact.
+    return model.upsample_features(features[:, :, first - frame_offset:last - frame_offset]), first * hop
+
+
+def _conditioning_steps(model, speaker: Optional[Tensor], features: Optional[Tensor], frame_offset: int,
+                        starts: Tensor, lengths: Tensor) -> reference.CondSteps:
+    """cond_steps(start, stop) for one call: row b's conditioning at its own utterance samples
+    starts[b] + [start, stop) (rows resumed by a cache stand at different samples)."""
+    upsampled, first = (None, 0) if features is None else _upsampled_window(model, features, frame_offset, starts,
+                                                                          lengths)
+
+    def cond_steps(start: int, stop: int) -> Optional[Tensor]:
+        window = None
+        if upsampled is not None:
+            # Finished rows may point past the window; they read nothing, so clamp them into it.
+            columns = (starts[:, None] + torch.arange(start, stop) - first).clamp_(0, upsampled.shape[2] - 1)
+            columns = columns.to(upsampled.device)[:, None, :].expand(-1, upsampled.shape[1], -1)
+            window = upsampled.gather(2, columns)
+        return model.conditioning_steps(speaker, window)
+
+    return cond_steps
+
+
 def stream(model, n_samples: int, batch: int = 1, *, speaker: Optional[Tensor] = None,
-           features: Optional[Tensor] = None, temperature: float = 1.0, seed: Optional[int] = None,
-           uniforms: Optional[Tensor] = None, lengths: Optional[Tensor] = None, backend: str = "auto",
-           cache: Optional[WaveNetCache] = None, weight_dtype: torch.dtype = torch.float32,
+           features: Optional[Tensor] = None, frame_offset: int = 0, temperature: float = 1.0,
+           seed: Optional[int] = None, uniforms: Optional[Tensor] = None, lengths: Optional[Tensor] = None,
+           backend: str = "auto", cache: Optional[WaveNetCache] = None, weight_dtype: torch.dtype = torch.float32,
            chunk: int = DEFAULT_CHUNK, progress: bool = False) -> Iterator[Tensor]:
     """Yield mu-law tokens [B, <= chunk] until n_samples per row are out.
 
-    speaker [B] / features [B, C, frames]: conditioning for the samples this call generates (a
-    resumed cache takes the features of the new samples). uniforms [B, n_samples] fix the draws;
+    speaker [B]: global conditioning. features [B, C, frames]: the utterance's conditioning frames
+    from frame ``frame_offset`` on (0: the whole utterance), the same tensor on every call: a cache
+    knows the sample each row stands at (rows stopped early by lengths stand at different ones), and
+    each row reads its own frames, so a stream stopped and resumed at any sample gives the samples of
+    an uninterrupted one. The features must cover every sample the call generates.
+    uniforms [B, n_samples] fix the draws (row b's column i is its i-th sample of this call);
     otherwise they come from the cache's generator (seeded by ``seed`` when this call allocates the
     cache). lengths [B] (<= n_samples) stops rows early: finished rows cost nothing and read -1.
     """
     n_samples = _check_count("n_samples", n_samples)
     chunk = _check_count("chunk", chunk)
     temperature = _check_temperature(temperature)
+    frame_offset = _check_frame_offset(frame_offset, features)
     device = model.embed.weight.device
     backend = _resolve_backend(backend, device)
     if cache is None:
         batch = _check_count("batch", batch)
     else:
+        if backend not in CACHED_BACKENDS:
+            raise ValueError(f"wavenet: the {backend!r} path starts from scratch; it takes no cache")
         if seed is not None:
             raise ValueError("wavenet: seed applies to a new cache; a given cache continues its own generator")
-        if cache.config != model.config:
-            raise ValueError("wavenet: the cache was allocated for a model with another config")
+        cache.check_model(model)
         batch = cache.batch
-    model.check_conditioning(batch, n_samples, speaker, features, "WaveNet.generate")
+    model.check_conditioning(batch, None, speaker, features, "WaveNet.generate")
     if uniforms is not None:
         if not isinstance(uniforms, Tensor) or uniforms.shape != (batch, n_samples) or not uniforms.is_floating_point():
             raise ValueError(f"wavenet: uniforms must be a float tensor [{batch}, {n_samples}], got "
@@ -233,12 +336,12 @@ def stream(model, n_samples: int, batch: int = 1, *, speaker: Optional[Tensor] =
           or (lengths.numel() and (lengths.min() < 0 or lengths.max() > n_samples))):
         raise ValueError(f"wavenet: lengths must be an int64 tensor [{batch}] with values in [0, {n_samples}]")
 
-    with torch.no_grad():
-        upsampled = model.upsample_features(features) if features is not None else None
-
-        def cond_steps(start: int, stop: int) -> Optional[Tensor]:
-            return model.conditioning_steps(speaker, upsampled, start, stop)
-
+    with torch.no_grad(), (cache.in_use() if cache is not None else contextlib.nullcontext()):
+        # Read under the guard (nothing else advances the cache while this stream runs), and copied:
+        # the kernel advances cache.positions in place.
+        starts = (cache.positions.to("cpu", copy=True) if cache is not None
+                  else torch.zeros(batch, dtype=torch.int64))
+        cond_steps = _conditioning_steps(model, speaker, features, frame_offset, starts, lengths.cpu())
         bar = None
         if progress:
             from tqdm import tqdm
@@ -246,8 +349,6 @@ def stream(model, n_samples: int, batch: int = 1, *, speaker: Optional[Tensor] =
             bar = tqdm(total=batch * n_samples, unit="sample", unit_scale=True, desc=f"wavenet {backend}")
         try:
             if backend in ("naive", "reference"):
-                if cache is not None:
-                    raise ValueError(f"wavenet: the {backend!r} path starts from scratch; it takes no cache")
                 if uniforms is None:
                     uniforms = draw_uniforms(make_generator(seed), batch, n_samples)
                 run = reference.generate_naive if backend == "naive" else reference.generate_queues
@@ -260,7 +361,7 @@ def stream(model, n_samples: int, batch: int = 1, *, speaker: Optional[Tensor] =
                         bar.update(batch * min(chunk, n_samples - start))
                     yield tokens[:, start:start + chunk]
                 return
-            if cache is None:
+            if cache is None:  # private to this call: no other stream can reach it
                 cache = WaveNetCache(model, batch, weight_dtype, seed)
             lengths = lengths.to(device)
             for start in range(0, n_samples, chunk):
@@ -290,11 +391,13 @@ def generate(model, n_samples: int, batch: int = 1, *, output: str = "tokens", *
 
 
 def step(model, cache: WaveNetCache, uniforms: Optional[Tensor] = None, **kwargs) -> Tensor:
-    """One sample per row [B] from the cache (kwargs as stream(): speaker, features of that one
-    sample, temperature, backend)."""
+    """One sample per row [B] from the cache (kwargs as stream(): speaker, features and frame_offset,
+    temperature, backend)."""
     if uniforms is not None:
         uniforms = uniforms.reshape(cache.batch, 1)
-    return next(stream(model, 1, cache=cache, uniforms=uniforms, **kwargs))[:, 0]
+    # Run the stream to its end (not next()): that releases the cache at once, not when collected.
+    [tokens] = stream(model, 1, cache=cache, uniforms=uniforms, **kwargs)
+    return tokens[:, 0]
 
 
 if _extension.available():

@@ -6,8 +6,9 @@
   makes every path deterministic and comparable token for token.
 - ``generate_naive``: recompute the teacher-forced forward over the last receptive_field inputs for
   every new sample (the definition; O(receptive field) work per sample).
-- ``generate_queues``: Paine et al. 2016's algorithm as written: per layer a queue of its last
-  (k-1) * d inputs, popped and pushed once per sample; O(1) work per layer per sample.
+- ``generate_queues``: Paine et al. 2016's algorithm: per layer a queue of its last (k-1) * d inputs,
+  kept as a ring buffer (the input at time s in slot s mod (k-1) * d, the C++ kernel's layout): per
+  sample each layer reads its k-1 taps and overwrites the oldest slot, work independent of d.
 
 Both take conditioning as ``cond_steps(start, stop) -> [B, stop-start | 1, L*2R] or None`` (see
 WaveNet.conditioning_steps) and uniforms [B, n]; both start from ``first_tokens`` [B] at time 0.
@@ -57,13 +58,15 @@ def generate_naive(model, first_tokens: Tensor, n: int, cond_steps: CondSteps, u
 
 
 class QueueState:
-    """Per-layer queues [B, (k-1)*d, R] of past layer inputs, oldest first (zeros before t = 0)."""
+    """Per-layer ring buffers [B, (k-1)*d, R] of past layer inputs (zeros before t = 0): the input at
+    time s sits in slot s mod (k-1)*d. ``time`` is the position of the next step."""
 
     def __init__(self, model, batch: int):
         cfg = model.config
         weight = model.embed.weight
         self.queues = [weight.new_zeros(batch, (cfg.kernel_size - 1) * d, cfg.residual_channels)
                        for d in cfg.dilations]
+        self.time = 0
 
 
 @torch.no_grad()
@@ -73,20 +76,23 @@ def queue_step(model, state: QueueState, tokens: Tensor, cond: Optional[Tensor])
     cfg = model.config
     R = cfg.residual_channels
     k = cfg.kernel_size
+    t = state.time
     h = model.embed(tokens)
     skip = 0
     for l, (gate, d) in enumerate(zip(model.gates, cfg.dilations)):
-        queue = state.queues[l]
-        # Tap j reads the input (k-1-j)*d steps back: queue[:, j*d] for j < k-1, h itself for j = k-1.
-        taps = [queue[:, j * d] for j in range(k - 1)] + [h]
+        ring = state.queues[l]
+        q = ring.shape[1]
+        # Tap j reads the input (k-1-j)*d steps back (a ring slot) for j < k-1, and h itself for j = k-1.
+        taps = [ring[:, (t - (k - 1 - j) * d) % q] for j in range(k - 1)] + [h]
         z = gate.bias + sum(tap @ gate.weight[:, :, j].T for j, tap in enumerate(taps))
         if cond is not None:
             z = z + cond[:, l * 2 * R:(l + 1) * 2 * R]
-        state.queues[l] = torch.cat([queue[:, 1:], h[:, None]], dim=1)
+        ring[:, t % q] = h  # replaces the input at time t - q, which tap 0 has just been read from
         a = torch.tanh(z[:, :R]) * torch.sigmoid(z[:, R:])
         skip = skip + a @ model.skips[l].weight[:, :, 0].T + model.skips[l].bias
         if l < cfg.layers - 1:
             h = h + a @ model.residuals[l].weight[:, :, 0].T + model.residuals[l].bias
+    state.time += 1
     hidden = torch.relu(torch.relu(skip) @ model.head1.weight[:, :, 0].T + model.head1.bias)
     return hidden @ model.head2.weight[:, :, 0].T + model.head2.bias
 

@@ -64,7 +64,7 @@ def _state(cache: WaveNetCache) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
 
 def _triton(model: WaveNet, n: int, batch: int, cache=None, **kwargs):
     """Tokens [B, n] from the triton backend on DEVICE (model moved there), and the cache used."""
-    dev_model = _on_device(model)
+    dev_model = _on_device(model) if cache is None else cache.model  # a cache serves its own model
     if cache is None:
         cache = WaveNetCache(dev_model, batch, kwargs.pop("weight_dtype", torch.float32))
     tokens = dev_model.generate(n, batch, backend="triton", cache=cache, **_kwargs_to(kwargs, DEVICE))
@@ -191,8 +191,8 @@ def test_lengths_stop_rows_early():
 
 @pytest.mark.parametrize("n1,n2", [(4, 4), (3, 2)])
 def test_streaming_equals_one_call(n1, n2):
-    """n1 then n2 samples through one cache == n1 + n2 at once (local conditioning: the second call
-    gets the features of its own samples, so n1 is a whole number of hops when it is sliced)."""
+    """n1 then n2 samples through one cache == n1 + n2 at once (local conditioning: both calls get the
+    whole utterance's features; the cache knows where each row stands)."""
     hop = 4
     local = n1 % hop == 0
     model = _model("k2_R12", cond_channels=3 if local else 0, hop_length=hop, speakers=0 if local else 2,
@@ -204,7 +204,7 @@ def test_streaming_equals_one_call(n1, n2):
     if local:
         feats = torch.randn(batch, 3, (n + hop - 1) // hop)
         kw["features"] = feats
-        first["features"], second["features"] = feats[:, :, :n1 // hop], feats[:, :, n1 // hop:]
+        first["features"] = second["features"] = feats
     else:
         kw["speaker"] = first["speaker"] = second["speaker"] = torch.tensor([1, 0])
     a, cache = _triton(model, n1, batch, uniforms=u[:, :n1], **first)
@@ -320,3 +320,13 @@ def test_cpu_tensors_need_the_interpreter(monkeypatch):
     monkeypatch.setattr(kernels, "_INTERPRET", False)
     with pytest.raises(RuntimeError, match=r"wavenet_generate \(triton\): CPU tensors need TRITON_INTERPRET=1"):
         kernels.wavenet_generate(**_args(_model("k2_R12")))
+
+
+@pytest.mark.parametrize("temperature", [0.05, 0.3, 1.0, 2.0], ids=lambda t: f"T{t}")
+@pytest.mark.parametrize("spread", [10.0, 100.0, 1000.0], ids=lambda s: f"spread{s:g}")
+def test_spread_logits_and_low_temperatures(spread, temperature):
+    """(logit - peak) / T down to -2e4: the same tokens as the reference and the C++ kernel (whose
+    vector exp once wrapped below -87; tests/ops/test_wavenet_spread_logits.py)."""
+    from tests.ops.test_wavenet_spread_logits import spread_model
+    model = spread_model(spread, torch.Generator().manual_seed(int(torch.randint(0, 2**31, ()))), **CONFIGS["k2_R12"])
+    _check_against_cpu_and_reference(model, 6, 2, uniforms=torch.rand(2, 6), temperature=temperature)
