@@ -263,12 +263,25 @@ def _read_safetensors(path: Path, device: str) -> dict[str, Tensor]:
                               f"{e}") from None
 
 
+def _member(directory: Path, name: Any) -> Path:
+    """``directory / name`` for a plain file name that stays inside the checkpoint folder (also
+    through symlinks), so a crafted manifest cannot make us stat, hash or read files elsewhere."""
+    if not isinstance(name, str) or name in ("", ".", "..") or "\0" in name or Path(name).name != name:
+        raise CheckpointError(f"{directory / CONFIG}: {name!r} is not a plain file name (a checkpoint "
+                              "lists only files inside its own folder)")
+    path = directory / name
+    resolved, root = path.resolve(), directory.resolve()
+    if root not in resolved.parents:
+        raise CheckpointError(f"{path}: a symbolic link to {resolved}, outside the checkpoint folder")
+    return path
+
+
 def _verify_files(directory: Path, manifest: dict) -> None:
     if not isinstance(manifest, dict):
         raise CheckpointError(f"{directory / CONFIG}: 'files' must be an object, found "
                               f"{type(manifest).__name__}")
     for name, expected in manifest.items():
-        path = directory / name
+        path = _member(directory, name)
         if not isinstance(expected, dict):
             raise CheckpointError(f"{directory / CONFIG}: manifest entry for {name!r} is malformed")
         if not path.is_file():
@@ -300,9 +313,9 @@ def _from_json_tree(obj: Any, tensors: dict[str, Tensor], path: Path) -> Any:
 
 def _read_optimizer(directory: Path, device: str) -> tuple[dict, dict]:
     """(torch optimizer state dict, optimizer.json) read back from the two optimizer files."""
-    meta_path = directory / OPTIMIZER_JSON
+    meta_path = _member(directory, OPTIMIZER_JSON)
     meta = _read_json(meta_path)
-    tensors = _read_safetensors(directory / OPTIMIZER_TENSORS, device)
+    tensors = _read_safetensors(_member(directory, OPTIMIZER_TENSORS), device)
     missing = [k for k in ("class", "param_shapes", "state", "param_groups") if k not in meta]
     if missing or not isinstance(meta["state"], dict) or not isinstance(meta["param_groups"], list):
         raise CheckpointError(f"{meta_path}: malformed optimizer state (missing or mistyped: "
@@ -373,7 +386,7 @@ def load_checkpoint(directory: PathArg, model: Optional[torch.nn.Module] = None,
             raise CheckpointError(f"checkpoint folder {directory} does not exist")
     device = str(map_location)
 
-    config_path = directory / CONFIG
+    config_path = _member(directory, CONFIG)
     if not config_path.is_file():
         raise CheckpointError(f"{config_path}: file is missing; {directory} is not a complete "
                               "fastgen checkpoint (config.json is written last, so the save that "
@@ -389,8 +402,8 @@ def load_checkpoint(directory: PathArg, model: Optional[torch.nn.Module] = None,
     if verify:
         _verify_files(directory, meta["files"])
 
-    model_state = _read_safetensors(directory / WEIGHTS, device)
-    extra = _read_json(directory / TRAINER)
+    model_state = _read_safetensors(_member(directory, WEIGHTS), device)
+    extra = _read_json(_member(directory, TRAINER))
     optimizer_state = optimizer_meta = None
     if (directory / OPTIMIZER_JSON).exists() or (directory / OPTIMIZER_TENSORS).exists():
         optimizer_state, optimizer_meta = _read_optimizer(directory, device)
