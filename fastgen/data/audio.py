@@ -1,7 +1,8 @@
 """Audio primitives for WaveNet: WAV files, resampling, mu-law tokens and log-mel conditioning.
 
 * :func:`read_wav` / :func:`write_wav` -- integer-PCM WAV files through the stdlib ``wave`` module.
-  Samples are floats in [-1, 1): a b-bit sample ``s`` reads as ``s / 2**(b-1)``.
+  Samples are floats in [-1, 1): a b-bit sample ``s`` reads as ``s / 2**(b-1)``. Sample rates must
+  lie in :data:`SAMPLE_RATES` (1 kHz .. 384 kHz); :func:`load_wav` reads and resamples in one call.
 * :func:`resample` -- band-limited (Kaiser-windowed sinc) resampling in plain torch.
 * :func:`mu_law_encode` / :func:`mu_law_decode` -- the 8-bit companding of the WaveNet paper
   (van den Oord et al. 2016, section 2.2).
@@ -29,11 +30,18 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from fastgen.memory import check_fits
+
 from .errors import DataError
 
 AUDIO_EXTENSIONS = (".wav", ".wave")
 
 PathArg = Union[str, "os.PathLike[str]"]
+
+# The sample rates fastgen reads, writes and models, in Hz: telephone speech is 8 kHz, studio audio at
+# most 384 kHz. A header outside this range is damaged, and would make resampling to a usual rate
+# allocate thousands of samples per input sample (a 40 KB file "at 1 Hz" became 20 GB).
+SAMPLE_RATES = (1_000, 384_000)
 
 _CONVERT_HINT = "convert it to integer PCM, e.g. `sox in.wav -b 16 out.wav` or `ffmpeg -i in -c:a pcm_s16le out.wav`"
 
@@ -74,8 +82,9 @@ def read_wav(path: PathArg) -> tuple[Tensor, int]:
         raise DataError(f"{path}: corrupt WAV file (a chunk size points past the end of the data)") from e
     if width not in (1, 2, 3, 4):
         raise DataError(f"{path}: {8 * width}-bit samples are not supported (8, 16, 24 or 32-bit PCM only)")
-    if rate <= 0:
-        raise DataError(f"{path}: sample rate {rate} Hz in the header")
+    if not SAMPLE_RATES[0] <= rate <= SAMPLE_RATES[1]:
+        raise DataError(f"{path}: sample rate {rate:,} Hz in the header, outside the {SAMPLE_RATES[0]:,}.."
+                        f"{SAMPLE_RATES[1]:,} Hz that fastgen reads (a damaged header?)")
     frame_bytes = channels * width
     if len(data) != frames * frame_bytes:
         raise DataError(
@@ -102,6 +111,24 @@ def _check_rate(rate: object, name: str, what: str) -> int:
     if isinstance(rate, bool) or not isinstance(rate, int) or rate <= 0:
         raise ValueError(f"{what}: {name} must be a positive integer (Hz), got {rate!r}")
     return rate
+
+
+def check_sample_rate(rate: object, what: str) -> int:
+    """``rate`` when it is an integer in :data:`SAMPLE_RATES`, else ValueError naming ``what``."""
+    if isinstance(rate, bool) or not isinstance(rate, int) or not SAMPLE_RATES[0] <= rate <= SAMPLE_RATES[1]:
+        raise ValueError(f"{what} must be an integer from {SAMPLE_RATES[0]:,} to {SAMPLE_RATES[1]:,} Hz, "
+                         f"got {rate!r}")
+    return rate
+
+
+def load_wav(path: PathArg, sample_rate: int) -> Tensor:
+    """:func:`read_wav`, resampled to ``sample_rate`` Hz; :class:`DataError` naming the file when the
+    result would not fit in memory."""
+    audio, rate = read_wav(path)
+    try:
+        return resample(audio, rate, sample_rate)
+    except ValueError as e:
+        raise DataError(f"{path}: {e}") from None
 
 
 def write_wav(path: PathArg, waveform: Tensor, sample_rate: int) -> None:
@@ -133,6 +160,9 @@ def write_wav(path: PathArg, waveform: Tensor, sample_rate: int) -> None:
         raise
 
 
+_RESAMPLE_CHUNK = 1 << 22  # elements of the window copy one matrix product in resample() may make
+
+
 def _kaiser(x: Tensor, beta: float) -> Tensor:
     """Kaiser window at positions ``x`` in [-1, 1] (0 outside)."""
     inside = x.abs() <= 1
@@ -160,7 +190,9 @@ def resample(
 
     The rates are reduced by their gcd to ``new = L * g``, ``orig = M * g``; output phase ``r`` (of L)
     uses one filter of ``2 * ceil(width) + 2`` taps, applied as a strided matrix product over a view of
-    the input, so memory stays O(n + L * taps) for any pair of rates.
+    the input, a bounded number of output blocks at a time, so memory stays O(n + n_out + L * taps)
+    for any pair of rates. Raises ``ValueError`` before allocating when that exceeds the memory this
+    process can have (fastgen.memory).
     """
     _check_waveform(waveform, "resample")
     _check_rate(orig_rate, "orig_rate", "resample")
@@ -178,6 +210,12 @@ def resample(
     half = zero_crossings / (2 * cutoff)
     reach = math.ceil(half)
     taps = 2 * reach + 2
+    rows = waveform[..., 0].numel()
+    blocks = -(-n_out // up)
+    total = (blocks - 1) * down + (down - 1) + taps  # covers the last block's last phase
+    check_fits(waveform.element_size() * rows * (reach + max(total, n) + blocks * up + _RESAMPLE_CHUNK)
+               + 5 * 8 * up * taps,  # the float64 filter table and its temporaries
+               f"resampling {n:,} samples from {orig_rate:,} to {new_rate:,} Hz ({n_out:,} samples out)")
     # Output j = q*up + r sits at input position q*down + r*down/up; phase r reads input samples
     # q*down + start[r] + t (t < taps), start[r] = floor(r*down/up) - reach.
     r = torch.arange(up, dtype=torch.float64)
@@ -188,13 +226,14 @@ def resample(
     filters = filters.to(waveform.dtype).to(waveform.device)
     starts = offset.tolist()
 
-    blocks = -(-n_out // up)
-    total = (blocks - 1) * down + (down - 1) + taps  # covers the last block's last phase
     padded = torch.nn.functional.pad(waveform, (reach, max(total - reach - n, 0)))
     out = torch.empty(*waveform.shape[:-1], blocks, up, dtype=waveform.dtype, device=waveform.device)
+    # The product copies its strided [blocks, taps] window view: bound that copy by chunking the blocks.
+    chunk = max(1, _RESAMPLE_CHUNK // taps)
     for phase in range(up):
         windows = padded[..., starts[phase]:].unfold(-1, taps, down)[..., :blocks, :]  # [..., blocks, taps]
-        out[..., phase] = windows @ filters[phase]
+        for b in range(0, blocks, chunk):
+            out[..., b:b + chunk, phase] = windows[..., b:b + chunk, :] @ filters[phase]
     return out.flatten(-2)[..., :n_out]
 
 

@@ -11,12 +11,15 @@ whose length does not match the dimensions exactly (truncated downloads, or trai
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
 import zlib
-from typing import Union
+from typing import BinaryIO, Optional, Union
 
 import numpy as np
+
+from fastgen.memory import check_fits
 
 from .errors import DataError
 
@@ -36,38 +39,31 @@ _CODES = {dt.newbyteorder("="): code for code, dt in IDX_DTYPES.items()}
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-def _read_bytes(path: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
-        raise DataError(f"{path}: IDX file not found") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read IDX file ({e.strerror or e})") from e
-    if raw[:2] == _GZIP_MAGIC:
-        try:
-            raw = gzip.decompress(raw)
-        except EOFError as e:
-            raise DataError(f"{path}: gzip stream is truncated ({e}); the file is incomplete") from e
-        except (OSError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
-            raise DataError(f"{path}: corrupt gzip stream ({e})") from e
-    return raw
+_CHUNK = 1 << 24  # bytes per read: a stream is never read past what the header promises
 
 
-def read_idx(path: PathLike) -> np.ndarray:
-    """Read an IDX file (plain or gzip-compressed) into a native-byte-order numpy array.
+def _read_upto(stream: BinaryIO, n: int) -> bytearray:
+    """At most ``n`` bytes of ``stream`` (fewer only at its end), read in chunks so that memory grows
+    with the bytes really there, not with ``n``."""
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = stream.read(min(_CHUNK, n - len(buf)))
+        if not chunk:
+            break
+        buf += chunk
+    return buf
 
-    Returns a writable array of the file's own dtype (uint8 for MNIST images and labels) and shape.
-    Raises :class:`DataError` on any malformed or truncated file.
-    """
-    path = os.fspath(path)
-    raw = _read_bytes(path)
-    if len(raw) < 4:
-        raise DataError(f"{path}: file too short for an IDX header ({len(raw)} bytes, need at least 4)")
-    zero0, zero1, code, ndim = raw[0], raw[1], raw[2], raw[3]
+
+def _parse(path: str, stream: BinaryIO, plain_size: Optional[int]) -> np.ndarray:
+    """The array in ``stream`` (decompressed when the file is gzip; ``plain_size``: the file's size
+    when it is not): header first, then exactly the payload it promises, then end of file."""
+    head = _read_upto(stream, 4)
+    if len(head) < 4:
+        raise DataError(f"{path}: file too short for an IDX header ({len(head)} bytes, need at least 4)")
+    zero0, zero1, code, ndim = head
     if zero0 != 0 or zero1 != 0:
         raise DataError(
-            f"{path}: bad IDX magic number 0x{raw[:4].hex()} (the first two bytes must be zero); "
+            f"{path}: bad IDX magic number 0x{bytes(head).hex()} (the first two bytes must be zero); "
             "not an IDX file"
         )
     if code not in IDX_DTYPES:
@@ -76,23 +72,56 @@ def read_idx(path: PathLike) -> np.ndarray:
     if ndim == 0:
         raise DataError(f"{path}: IDX header declares 0 dimensions")
     header_len = 4 + 4 * ndim
-    if len(raw) < header_len:
-        raise DataError(
-            f"{path}: truncated IDX header: {ndim} dims need {header_len} header bytes, file has {len(raw)}"
-        )
-    dims = struct.unpack(f">{ndim}I", raw[4:header_len])
+    sizes = _read_upto(stream, 4 * ndim)
+    if len(sizes) < 4 * ndim:
+        raise DataError(f"{path}: truncated IDX header: {ndim} dims need {header_len} header bytes, file has "
+                        f"{4 + len(sizes)}")
+    dims = struct.unpack(f">{ndim}I", sizes)
     dtype = IDX_DTYPES[code]
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
-    got = len(raw) - header_len
-    if got != expected:
-        problem = "truncated payload" if got < expected else "trailing bytes after payload"
-        raise DataError(
-            f"{path}: {problem}: dims {tuple(dims)} of {dtype.newbyteorder('=').name} need "
-            f"{expected} payload bytes, file has {got}"
-        )
-    arr = np.frombuffer(raw, dtype=dtype, count=expected // dtype.itemsize, offset=header_len)
-    # astype copies: a writable array in native byte order (torch.from_numpy wants both).
-    return arr.astype(dtype.newbyteorder("="), copy=True).reshape(dims)
+    expected = math.prod(dims) * dtype.itemsize
+    need = f"dims {tuple(dims)} of {dtype.newbyteorder('=').name} need {expected} payload bytes"
+    if plain_size is not None and plain_size - header_len < expected:  # say so before reading it all
+        raise DataError(f"{path}: truncated payload: {need}, file has {plain_size - header_len}")
+    check_fits(expected, f"{path}: the payload its IDX header promises ({need})", DataError)
+    payload = _read_upto(stream, expected)
+    if len(payload) < expected:
+        raise DataError(f"{path}: truncated payload: {need}, file has {len(payload)}")
+    if stream.read(1):
+        more = "more" if plain_size is None else plain_size - header_len
+        raise DataError(f"{path}: trailing bytes after payload: {need}, file has {more}")
+    # The bytearray makes the array writable (torch.from_numpy wants that); astype copies only to
+    # swap bytes into native order.
+    return np.frombuffer(payload, dtype=dtype).astype(dtype.newbyteorder("="), copy=False).reshape(dims)
+
+
+def read_idx(path: PathLike) -> np.ndarray:
+    """Read an IDX file (plain or gzip-compressed) into a native-byte-order numpy array.
+
+    Returns a writable array of the file's own dtype (uint8 for MNIST images and labels) and shape.
+    A gzip file is decompressed as a stream, never past the payload its header promises, so a small
+    file cannot expand into gigabytes before the check. Raises :class:`DataError` on any malformed or
+    truncated file, and for a header promising more than fits in memory.
+    """
+    path = os.fspath(path)
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        raise DataError(f"{path}: IDX file not found") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read IDX file ({e.strerror or e})") from e
+    with f:
+        compressed = f.read(2) == _GZIP_MAGIC
+        f.seek(0)
+        try:
+            if not compressed:
+                return _parse(path, f, os.fstat(f.fileno()).st_size)
+            with gzip.GzipFile(fileobj=f, mode="rb") as stream:
+                return _parse(path, stream, None)
+        except EOFError as e:
+            raise DataError(f"{path}: gzip stream is truncated ({e}); the file is incomplete") from e
+        except (OSError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+            what = "corrupt gzip stream" if compressed else "cannot read IDX file"
+            raise DataError(f"{path}: {what} ({e})") from e
 
 
 def write_idx(path: PathLike, array: np.ndarray, compress: bool | None = None) -> None:

@@ -26,7 +26,8 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from .audio import AUDIO_EXTENSIONS, frames_for, log_mel_spectrogram, mu_law_encode, read_wav, resample, write_wav
+from .audio import (AUDIO_EXTENSIONS, check_sample_rate, frames_for, load_wav, log_mel_spectrogram, mu_law_encode,
+                    read_wav, resample, write_wav)
 from .errors import DataError
 
 PathArg = Union[str, "os.PathLike[str]"]
@@ -116,8 +117,7 @@ def synthesize_corpus(
         raise ValueError(f"synthesize_corpus: n_utterances must be >= 1, got {n_utterances}")
     if not voices:
         raise ValueError("synthesize_corpus: voices is empty")
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate <= 0:
-        raise ValueError(f"synthesize_corpus: sample_rate must be a positive integer (Hz), got {sample_rate!r}")
+    check_sample_rate(sample_rate, "synthesize_corpus: sample_rate")
     out_dir = Path(out_dir)
     settings = {"n_utterances": n_utterances, "sample_rate": sample_rate, "seed": seed,
                 "voices": [list(Voice(*v)) for v in voices]}
@@ -164,11 +164,7 @@ def load_wav_folder(root: PathArg, sample_rate: int) -> tuple[list[Path], list[T
                    key=lambda p: p.relative_to(root).as_posix())
     if not paths:
         raise DataError(f"{root}: no WAV files ({', '.join(AUDIO_EXTENSIONS)}) in the folder or below it")
-    waveforms = []
-    for path in paths:
-        audio, rate = read_wav(path)
-        waveforms.append(resample(audio, rate, sample_rate))
-    return paths, waveforms
+    return paths, [load_wav(path, sample_rate) for path in paths]
 
 
 class Utterance(NamedTuple):

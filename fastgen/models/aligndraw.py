@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from fastgen.backend import get_backend
-from fastgen.models.config_utils import check_positive_ints, resolve_config
+from fastgen.models.config_utils import check_model_fits, check_positive_ints, lstm_weights, resolve_config
 from fastgen.models.aligndraw_bptt import AlignCoreWeights, aligndraw_core
 from fastgen.models.draw import (
     Reader,
@@ -40,6 +40,7 @@ from fastgen.models.draw import (
     check_common_config,
     check_images,
     core_applies,
+    image_sizes,
     kl_normal,
     noise_per_step,
     reconstruction_nll,
@@ -89,6 +90,15 @@ class AlignDRAWConfig:
         )
         if not (0 <= self.pad_id < self.vocab_size):
             raise ValueError(f"AlignDRAWConfig: pad_id must be in [0, {self.vocab_size}), got {self.pad_id!r}")
+        pixels, read, write = image_sizes(self)
+        lang, gen, infer, z, align = 2 * self.lang_size, self.gen_size, self.infer_size, self.z_size, self.align_size
+        weights = (self.vocab_size * self.embed_size + 2 * lstm_weights(self.embed_size, self.lang_size)
+                   + (lang + gen + 1) * align + lstm_weights(read + gen, infer) + 2 * (infer + gen) * z
+                   + lstm_weights(z + lang, gen) + gen * (write + 5))
+        # per example and step: canvas, error image and read vector, LSTM states and gates, z, the
+        # alignment over a caption (MNIST captions: 12 words) and its context
+        per_step = 2 * pixels + read + 6 * (infer + gen) + 5 * z + lang + 12 * (align + 1)
+        check_model_fits("AlignDRAWConfig", weights, self.T * per_step)
 
 
 class AlignDRAW(nn.Module):

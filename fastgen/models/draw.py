@@ -40,7 +40,8 @@ from fastgen.backend import BACKENDS, get_backend, use_backend
 from fastgen.nn.attention import GaussianRead, GaussianWrite
 from fastgen.nn.recurrent import lstm_gate_weights, stacked_linears, step_linears, step_lstm
 from fastgen.models.draw_bptt import CoreWeights, draw_core
-from fastgen.models.config_utils import check_positive_ints, is_positive_int, resolve_config
+from fastgen.models.config_utils import (check_model_fits, check_positive_ints, is_positive_int,
+                                         lstm_weights, resolve_config)
 from fastgen.ops.draw import draw_generate
 
 LIKELIHOODS = ("bernoulli", "gaussian_fixed_var")
@@ -199,6 +200,14 @@ def check_common_config(cfg, name: str) -> None:
         raise ValueError(f"{name}: attention_backend must be one of {', '.join(BACKENDS)}, got {cfg.attention_backend!r}")
 
 
+def image_sizes(cfg) -> tuple[int, int, int]:
+    """(pixels C*H*W, read vector size, write head outputs) of a DRAW or AlignDRAW config."""
+    pixels = cfg.channels * cfg.height * cfg.width
+    read = 2 * (cfg.channels * cfg.read_N ** 2 if cfg.read_N else pixels)
+    write = cfg.channels * cfg.write_N ** 2 + 5 if cfg.write_N else pixels
+    return pixels, read, write
+
+
 def bound_and_metrics(out: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
     """(mean negative lower bound over the batch, metrics in nats per image) from forward()'s terms."""
     bound = out["recon"] + out["kl"]
@@ -247,6 +256,12 @@ class DRAWConfig:
     def __post_init__(self):
         check_common_config(self, "DRAWConfig")
         check_positive_ints(self, "DRAWConfig", ("enc_size", "dec_size"))
+        pixels, read, write = image_sizes(self)
+        weights = (lstm_weights(read + self.dec_size, self.enc_size) + 2 * self.enc_size * self.z_size
+                   + lstm_weights(self.z_size, self.dec_size) + self.dec_size * (write + 5))
+        # per example and step: canvas, error image and read vector, LSTM states and gates, z
+        per_step = 2 * pixels + read + 6 * (self.enc_size + self.dec_size) + 3 * self.z_size
+        check_model_fits("DRAWConfig", weights, self.T * per_step)
 
 
 class DRAW(nn.Module):

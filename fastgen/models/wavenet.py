@@ -32,7 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fastgen.models.config_utils import check_positive_ints, resolve_config
+from fastgen.data.audio import check_sample_rate
+from fastgen.models.config_utils import check_model_fits, check_positive_ints, resolve_config
 
 UPSAMPLERS = ("transposed", "repeat")
 
@@ -79,6 +80,15 @@ class WaveNetConfig:
                 raise ValueError(f"WaveNetConfig: {field} must be an int >= 0, got {value!r}")
         if self.upsample not in UPSAMPLERS:
             raise ValueError(f"WaveNetConfig: upsample must be one of {', '.join(UPSAMPLERS)}, got {self.upsample!r}")
+        check_sample_rate(self.sample_rate, "WaveNetConfig: sample_rate")
+        R, S, k = self.residual_channels, self.skip_channels, self.kernel_size
+        per_layer = 2 * R * (R * k + 1 + self.speaker_dim + self.cond_channels) + (R + 1) * (S + R)
+        weights = (self.layers * per_layer + (self.classes + self.speakers) * R + self.speakers * self.speaker_dim
+                   + (S + 1) * self.head_channels + (self.head_channels + 1) * self.classes
+                   + self.cond_channels ** 2 * self.hop_length)
+        # per example: the generation queues (every layer's last (k-1)*d inputs) and a receptive
+        # field of activations in training; 2**40-sample dilations would never fit
+        check_model_fits("WaveNetConfig", weights, 2 * R * self.receptive_field)
 
     @property
     def layers(self) -> int:
@@ -91,7 +101,7 @@ class WaveNetConfig:
     @property
     def receptive_field(self) -> int:
         """Samples the prediction of x_{t+1} sees: x_t and (k-1) * sum(dilations) before it."""
-        return (self.kernel_size - 1) * sum(self.dilations) + 1
+        return (self.kernel_size - 1) * self.stacks * (2 ** self.layers_per_stack - 1) + 1  # sum(dilations)
 
 
 class WaveNet(nn.Module):
@@ -141,8 +151,10 @@ class WaveNet(nn.Module):
             if features is None:
                 raise ValueError(f"{where}: this model is locally conditioned: pass features "
                                  f"[B, {cfg.cond_channels}, frames] (one frame per {cfg.hop_length} samples)")
-            if not isinstance(features, Tensor) or not features.is_floating_point():
-                raise TypeError(f"{where}: features must be a floating-point tensor")
+            dtype = self.embed.weight.dtype
+            if not isinstance(features, Tensor) or features.dtype != dtype:
+                raise TypeError(f"{where}: features must be a {dtype} tensor like the model's weights, got "
+                                f"{features.dtype if isinstance(features, Tensor) else type(features).__name__}")
             if features.dim() != 3 or features.shape[0] != batch or features.shape[1] != cfg.cond_channels:
                 raise ValueError(f"{where}: features must be [{batch}, {cfg.cond_channels}, frames], "
                                  f"got {list(features.shape)}")
