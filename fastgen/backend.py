@@ -1,4 +1,4 @@
-"""Which implementation an op runs: a process-wide choice, a context manager, or an env var.
+"""Which implementation an op runs: a process default, a context manager, or an env var.
 
 Backends:
   "auto"       the fastest available for the tensors' device (cpu kernel on CPU; cuda kernel if it
@@ -7,11 +7,22 @@ Backends:
   "cpu"        the C++ kernels in fastgen._C (CPU tensors only)
   "triton"     the Triton kernels (CUDA tensors, or any tensor under TRITON_INTERPRET=1)
   "cuda"       the hand-written CUDA kernels (CUDA tensors, only when built with CUDA)
-The environment variable FASTGEN_BACKEND sets the initial choice.
+The environment variable FASTGEN_BACKEND sets the initial process default.
+
+set_backend changes the process default; use_backend overrides it for the enclosed block in the
+current context only (a contextvars variable), so threads and asyncio tasks that choose different
+backends do not see each other's choice. A thread started without a copy of the context
+(threading.Thread) sees the process default.
+
+Autograd may run backward on another thread (one per GPU device), whose context is not the
+forward's. That is safe because the backend is resolved only in forward: what ran there fixes the
+graph's nodes (plain-PyTorch ops for "reference", the C++ autograd node whose *_backward op the
+dispatcher picks by device, or a Triton autograd Function), and no backward reads get_backend.
 """
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 from typing import Iterator
 
@@ -23,28 +34,29 @@ def _validate(name: str) -> str:
     return name
 
 
-# Process-wide rather than thread-local: autograd may run backward on another thread (one per GPU),
-# and backward must use the backend that ran forward.
-_current = _validate(os.environ.get("FASTGEN_BACKEND", "auto"))
+_process_default = _validate(os.environ.get("FASTGEN_BACKEND", "auto"))
+# Unset unless a use_backend block in this context set it: then get_backend falls back to the default.
+_override: contextvars.ContextVar[str] = contextvars.ContextVar("fastgen_backend")
 
 
 def get_backend() -> str:
-    """The backend in force."""
-    return _current
+    """The backend in force in this context: the innermost use_backend, else the process default."""
+    return _override.get(_process_default)
 
 
 def set_backend(name: str) -> None:
-    """Force a backend for the whole process (see the module docstring for the names)."""
-    global _current
-    _current = _validate(name)
+    """Set the process default (see the module docstring for the names); a use_backend block in
+    force in this context still wins until it exits."""
+    global _process_default
+    _process_default = _validate(name)
 
 
 @contextlib.contextmanager
 def use_backend(name: str) -> Iterator[None]:
-    """Run the enclosed block with the given backend, restoring the previous one afterwards."""
-    previous = get_backend()
-    set_backend(name)
+    """Run the enclosed block with the given backend in this context (thread, task) only, restoring
+    the previous choice afterwards."""
+    token = _override.set(_validate(name))
     try:
         yield
     finally:
-        set_backend(previous)
+        _override.reset(token)
