@@ -13,7 +13,7 @@ Rows (the paper's MNIST model: 28x28, T=64, LSTMs of 256, z of 100, read 2x2, wr
                     the same for AlignDRAW's paper configuration (60x60, T=32, LSTMs of 300, z of
                     150, read and write 8x8) on random captions (fastgen.models.aligndraw_bptt)
 Floor for sampling: the decoder weights (4D x (Z + D) floats, 1.46 MB for this model) are read once
-per step, so T times that many bytes at the measured copy bandwidth of a cache-sized working set.
+per step, so T times that many bytes at the read bandwidth measured for a working set of that size.
 """
 from __future__ import annotations
 
@@ -60,9 +60,10 @@ def draw_results(thread_counts=(1,), quick: bool = False, config: DRAWConfig | N
     step_bytes = 4 * 4 * cfg.dec_size * (cfg.z_size + cfg.dec_size)  # float32 decoder weights, read once a step
     train_step = _training_step(model, (images,), gen)
     align_step = _aligndraw_training_step(aligndraw_config or AlignDRAWConfig(), gen)
+    # Measured for every thread count at once: the floor at t threads is the best read at up to t.
+    floors = measure_floors(thread_counts, timing, read_sets=(step_bytes,))
     rows = []
     for t in thread_counts:
-        floors = measure_floors((t,), timing)
         with threads(t):
             cases = {
                 ("sample, batch 1", "reference"): ("reference", _sample_loop(model, gen)),
@@ -76,7 +77,7 @@ def draw_results(thread_counts=(1,), quick: bool = False, config: DRAWConfig | N
             for (workload, provider), (backend, fn) in cases.items():
                 with use_backend(backend):
                     timing_result = time_call(fn, timing)
-                floor_us = (cfg.T * step_bytes / floors.bytes_per_s(t, step_bytes) * 1e6
+                floor_us = (cfg.T * step_bytes / floors.read_bytes_per_s(t, step_bytes) * 1e6
                             if "sample" in workload else None)
                 rows.append({"workload": workload, "provider": provider, "threads": t,
                              "median_us": timing_result.median_us, "floor_us": floor_us,

@@ -12,7 +12,8 @@ What it does and why:
   * ``threads(n)`` sets ``torch.set_num_threads(n)`` for a block and restores the previous value.
   * ``measure_floors(...)`` measures this machine's floors once per run: float32 matmul throughput
     of one thread (a 512x512 ``torch.mm``) and the stream-copy bandwidth of a 2.5 MB tensor (stays
-    in L3) and of a 256 MB tensor (goes to DRAM), at each thread count benchmarked. Benchmarks turn
+    in L3) and of a 256 MB tensor (goes to DRAM), at each thread count benchmarked, and the read
+    bandwidth at each weight-set size a benchmark names (its kernel's working set). Benchmarks turn
     their FLOP and byte counts into a "% of floor" with these numbers rather than trusting
     datasheet values.
 """
@@ -217,6 +218,9 @@ class MachineFloors:
     cache_bytes: int = 32 * 2**20
     other_load: float | None = None  # cores other processes kept busy while measuring
     large_stream_bytes: int = LARGE_STREAM_BYTES
+    #: threads -> {working-set bytes: GB/s} of repeatedly reading a buffer of exactly that size
+    #: (see measure_read_gbps): the limit of a kernel that streams that many weight bytes per step.
+    read_gbps: dict[int, dict[int, float]] = field(default_factory=dict)
 
     def flops_per_s(self, n_threads: int) -> float:
         return self.matmul_gflops_per_thread * 1e9 * n_threads
@@ -229,6 +233,22 @@ class MachineFloors:
         if not usable:  # only larger counts were measured: the smallest of them
             usable = [self.stream_gbps[min(self.stream_gbps)][key]]
         return max(usable) * 1e9
+
+    def read_bytes_per_s(self, n_threads: int, working_set_bytes: int) -> float:
+        """Read bandwidth measured at exactly this working set, best at up to n_threads threads.
+        Only the exact size will do: a smaller set may sit in a faster cache, a larger one in a
+        slower one, and a floor measured where the kernel's data is not is a floor it can beat."""
+        usable = [bw[working_set_bytes] for t, bw in self.read_gbps.items()
+                  if t <= n_threads and working_set_bytes in bw]
+        if not usable:
+            raise KeyError(f"fastgen.benchmarking: read bandwidth of a {working_set_bytes}-byte working set at "
+                           f"<= {n_threads} threads was not measured; pass it to measure_floors(read_sets=...)")
+        return max(usable) * 1e9
+
+    def weight_stream_seconds(self, flops: float, step_bytes: int, n_threads: int) -> float:
+        """Floor of one step that reads step_bytes of resident weights: max(compute time at matmul
+        peak, the weights read once at the bandwidth measured for that working set)."""
+        return max(flops / self.flops_per_s(n_threads), step_bytes / self.read_bytes_per_s(n_threads, step_bytes))
 
     def floor_seconds(self, flops: float, min_bytes: float, n_threads: int) -> float:
         """max(compute time at matmul peak, time to move the minimum bytes at stream bandwidth)."""
@@ -243,6 +263,9 @@ class MachineFloors:
             parts.append(f"copy bandwidth at {t} thread{'s' if t > 1 else ''}: "
                          f"{bw['small']:.1f} GB/s ({SMALL_STREAM_BYTES / 2**20:.1f} MiB, cache), "
                          f"{bw['large']:.1f} GB/s ({self.large_stream_bytes // 2**20} MiB, DRAM)")
+        for t in sorted(self.read_gbps):
+            sizes = ", ".join(f"{gbps:.1f} GB/s ({nbytes / 1e6:.2f} MB)" for nbytes, gbps in sorted(self.read_gbps[t].items()))
+            parts.append(f"read bandwidth of the kernels' working sets at {t} thread{'s' if t > 1 else ''}: {sizes}")
         if self.other_load is not None and self.other_load > BUSY_THRESHOLD:
             parts.append(f"WARNING: other processes kept {self.other_load:.2f} cores busy "
                          f"meanwhile, the floors may be underestimated")
@@ -288,9 +311,20 @@ def measure_copy_gbps(nbytes: int, config: TimingConfig = DEFAULT_TIMING) -> flo
     return 2.0 * n * 4 / t.median / 1e9
 
 
+def measure_read_gbps(nbytes: int, config: TimingConfig = DEFAULT_TIMING) -> float:
+    """GB/s of reading a float32 buffer of nbytes again and again, as a kernel reads its weights every
+    step (so the buffer sits in whichever cache level it fits, as the weights do). The best of two
+    streaming reads (a sum and a BLAS dot) at their fastest call: a floor must be a limit, not a
+    typical speed, and one probe alone may be compute-bound where the other is not."""
+    x = torch.rand(max(1, nbytes // 4))
+    best = min(time_call(fn, config).minimum for fn in (x.sum, lambda: torch.dot(x, x)))
+    return x.numel() * 4 / best / 1e9
+
+
 def measure_floors(thread_counts: Iterable[int] = (1,), config: TimingConfig = DEFAULT_TIMING,
-                   quick: bool = False) -> MachineFloors:
-    """Measure the machine floors once (matmul per thread; copy bandwidth per thread count).
+                   quick: bool = False, read_sets: Iterable[int] = ()) -> MachineFloors:
+    """Measure the machine floors once (matmul per thread; copy bandwidth per thread count; read
+    bandwidth of each working set in ``read_sets``, in bytes, per thread count).
 
     ``quick`` uses a shorter timing budget and a 64 MiB tensor instead of 256 MiB for the DRAM
     stream (still far beyond L3 on the machines we use).
@@ -309,6 +343,7 @@ def measure_floors(thread_counts: Iterable[int] = (1,), config: TimingConfig = D
                 "small": measure_copy_gbps(SMALL_STREAM_BYTES, config),
                 "large": measure_copy_gbps(large, large_cfg),
             }
+            floors.read_gbps[t] = {nbytes: measure_read_gbps(nbytes, config) for nbytes in sorted(set(read_sets))}
     floors.other_load = meter.stop()
     return floors
 

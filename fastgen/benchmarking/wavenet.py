@@ -6,8 +6,8 @@ queues in plain PyTorch), fastgen cpu (the C++ kernel; float32 weights, and bflo
 batch 1 on 1 thread and batch 16 on 2 threads, for two model sizes:
   R=64, S=128, 20 layers (2 stacks of 10), 256 classes  (the issue's target model)
   R=128, S=256, 30 layers (3 stacks of 10), 256 classes
-Floor per generation step: the weight set streamed once (bytes at the measured cache bandwidth,
-the limit at batch 1) or the FLOPs at the measured matmul rate (the limit for large batches),
+Floor per generation step: the weight set streamed once (bytes at the read bandwidth measured for a
+working set of exactly that size, resident where the weights are: the limit at batch 1) or the FLOPs at the measured matmul rate (the limit for large batches),
 whichever is slower. Real-time factor = samples/s per row / 16,000.
 
 Training runs the dilated causal convolution with F.conv1d (oneDNN); causal_conv_results measures it
@@ -85,9 +85,11 @@ def wavenet_results(quick: bool = False, models: dict[str, WaveNetConfig] | None
     """One row per (model, batch, threads, path): samples/s, floor, and the work per sample."""
     per_call = QUICK_SAMPLES_PER_CALL if quick else SAMPLES_PER_CALL
     timing = TimingConfig(warmup=1, warmup_time=0.0, min_repeats=3 if quick else 5, min_time=0.2 if quick else 1.0)
-    floors = measure_floors(sorted({t for _, t in settings}), quick=quick)
+    models = models or MODELS
+    weight_sets = {WorkPerSample.of(cfg).weight_values * nbytes for cfg in models.values() for nbytes in (2, 4)}
+    floors = measure_floors(sorted({t for _, t in settings}), quick=quick, read_sets=weight_sets)
     rows = []
-    for name, cfg in (models or MODELS).items():
+    for name, cfg in models.items():
         torch.manual_seed(0)
         model = WaveNet(cfg).eval()
         work = WorkPerSample.of(cfg)
@@ -100,8 +102,7 @@ def wavenet_results(quick: bool = False, models: dict[str, WaveNetConfig] | None
                     result = time_call(path_call(model, path, batch, n), timing)
                     bytes_per_value = 2 if path == "cpu bf16" else 4
                     step_bytes = work.weight_values * bytes_per_value
-                    floor_step = max(2 * work.macs * batch / floors.flops_per_s(n_threads),
-                                     step_bytes / floors.bytes_per_s(n_threads, step_bytes))
+                    floor_step = floors.weight_stream_seconds(2 * work.macs * batch, step_bytes, n_threads)
                     rows.append({
                         "model": name, "batch": batch, "threads": n_threads, "path": path,
                         "samples_per_s": batch * n / result.median,
