@@ -8,7 +8,7 @@ command (train, sample, eval, ...) adds an ``_add_<name>`` that builds its subpa
   fastgen bench attention|draw|wavenet|gpu [--threads 1 2] [--quick] [--out FILE]
   fastgen train draw|aligndraw --out DIR [--data SOURCE|PATH] [--epochs E] [--batch-size B] [--resume] ...
   fastgen eval draw|aligndraw --checkpoint DIR [--data SOURCE|PATH] [--max-test N] [--out FILE]
-  fastgen eval aligndraw --checkpoint DIR --fidelity [--samples-per-caption K] [--max-captions N]
+  fastgen eval aligndraw --checkpoint DIR --fidelity [--fidelity-split val|test] [--samples-per-caption K] [--max-captions N]
   fastgen sample draw --checkpoint DIR --out grid.png [--n 64] [--gif canvas.gif]
   fastgen sample aligndraw --checkpoint DIR --caption TEXT [--caption TEXT ...] --out img.png [--n 8] [--gif FILE]
   fastgen train wavenet --out DIR [--data corpus|DIR] [--steps N] [--batch-size B] [--crop N]
@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import math
+import os
 import shutil
 import sys
 import time
@@ -40,7 +42,8 @@ PROG = "fastgen"
 
 
 class CLIError(Exception):
-    """A user-facing failure: printed as ``fastgen <command>: <message>``, exit status 1."""
+    """A user-facing failure: printed as ``fastgen <command>: <message>``, exit status 2 (as argparse's
+    usage errors)."""
 
 
 # --- shared helpers -------------------------------------------------------------------------------
@@ -83,9 +86,60 @@ def _non_negative_int(text: str) -> int:
 
 def _positive_float(text: str) -> float:
     value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    if not (math.isfinite(value) and value > 0):  # inf passes "> 0" and fails at the second step
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {value}")
     return value
+
+
+# --- output paths: checked before any work, so a mistake costs no data load, training or sampling
+
+def _check_writable_folder(folder: Path, flag: str, path: Path) -> None:
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CLIError(f"{flag} {path}: cannot write in {folder} (permission denied)")
+
+
+def _check_parents(path: Path, flag: str) -> None:
+    """CLIError unless the nearest existing folder above ``path`` is a folder this process can write
+    in (the missing ones are created there)."""
+    for parent in path.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise CLIError(f"{flag} {path}: {parent} is a file, not a folder")
+            _check_writable_folder(parent, flag, path)
+            return
+
+
+def _check_out_folder(path: Path, flag: str = "--out") -> None:
+    """A run folder: an existing folder this process can write in, or one it can create."""
+    if path.exists() and not path.is_dir():
+        raise CLIError(f"{flag} {path} is a file; give a folder (it is created when missing)")
+    if path.is_dir():
+        _check_writable_folder(path, flag, path)
+    else:
+        _check_parents(path, flag)
+
+
+def _check_out_file(path: Optional[Path], flag: str, suffixes: Sequence[str], what: str) -> None:
+    """An output file: not a folder, named with one of ``suffixes``, in a folder that exists or can be
+    created. None (the flag left out) passes."""
+    if path is None:
+        return
+    names = " or ".join(suffixes[:3]) + (", ..." if len(suffixes) > 3 else "")
+    if path.is_dir():
+        raise CLIError(f"{flag} {path} is a folder; give a file name ending in {names}")
+    if path.suffix.lower() not in suffixes:
+        raise CLIError(f"{flag} {path}: {what} is written as {names}; give a file name with that extension")
+    _check_parents(path, flag)
+
+
+def _optional_path(text: Optional[str]) -> Optional[Path]:
+    return None if text is None else Path(text)
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")  # Pillow writes these
+JSON_SUFFIXES = (".json",)
+REPORT_SUFFIXES = (".md", ".markdown", ".txt")
+GIF_SUFFIXES = (".gif",)
 
 
 def _set_threads(args: argparse.Namespace) -> None:
@@ -194,15 +248,36 @@ def demo_captions() -> list[str]:
     return captions
 
 
-def _clear_demo_run(folder: Path) -> None:
-    """Remove a previous demo's run folder (only if it looks like one) so the demo starts fresh."""
-    if not folder.exists():
+# The demo's run folders, and the marker it writes into each when creating it: the demo replaces
+# only folders holding its marker, never a run of the user's that happens to sit at the same place.
+DEMO_RUN_KINDS = ("draw", "aligndraw", "wavenet")
+DEMO_MARKER = ".fastgen-demo-run"
+
+
+def _demo_run_dir(out: Path, kind: str) -> Path:
+    return out / f"{kind}-run"
+
+
+def _check_demo_run(folder: Path) -> None:
+    """Refuse unless ``folder`` is absent or a run folder an earlier demo created."""
+    if not (folder.exists() or folder.is_symlink()):
         return
-    if folder.is_dir() and ((folder / "log.csv").exists() or (folder / "checkpoint").is_dir()):
-        shutil.rmtree(folder)
-    else:
-        raise CLIError(f"{folder} exists and is not a training run of an earlier demo; remove it or "
-                       "choose another --out")
+    marker = folder / DEMO_MARKER
+    if folder.is_symlink() or not folder.is_dir() or marker.is_symlink() or not marker.is_file():
+        raise CLIError(f"{folder} exists and was not created by an earlier demo (it may be a training run "
+                       "of yours); move it away or choose another --out")
+
+
+def _clear_demo_run(folder: Path) -> None:
+    """Replace an earlier demo's run folder with a fresh, marked one (refuse any other folder)."""
+    from fastgen.recipes.runs import run_folder_lock
+    _check_demo_run(folder)
+    if folder.exists():
+        with run_folder_lock(folder):  # refuses while a training run (another demo's) still writes it
+            shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    (folder / DEMO_MARKER).write_text("made by `fastgen demo`, which replaces this folder on its next run\n",
+                                      encoding="utf-8")
 
 
 def _curve(result, title: str):
@@ -220,7 +295,7 @@ def _demo_train(kind: str, spec, settings: DemoRun, out: Path, label: str):
     """Train one demo model into out/<kind>-run; returns the TrainResult."""
     from fastgen.train import TrainConfig
     rec = _recipes()
-    run_dir = out / f"{kind}-run"
+    run_dir = _demo_run_dir(out, kind)
     _clear_demo_run(run_dir)
     config = TrainConfig(batch_size=settings.batch_size, epochs=settings.epochs, lr=settings.lr,
                          grad_clip=TRAIN_DEFAULTS["grad_clip"], seed=0)
@@ -340,7 +415,7 @@ def _demo_wavenet(out: Path, quick: bool) -> list[tuple[str, Path]]:
     wn = _wavenet_recipes()
     settings = DEMO_WAVENET["quick" if quick else "full"]
     start = time.perf_counter()
-    run_dir = out / "wavenet-run"
+    run_dir = _demo_run_dir(out, "wavenet")
     _clear_demo_run(run_dir)
     spec = wn.DataSpec(wn.CORPUS, corpus_size=settings.corpus_size)
     train = wn.TrainSettings(steps=settings.steps, batch_size=settings.batch_size, crop=settings.crop,
@@ -396,6 +471,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     _set_threads(args)
     out = Path(args.out)
+    _check_out_folder(out)
+    for kind in DEMO_RUN_KINDS:  # before any work: the runs come minutes apart
+        _check_demo_run(_demo_run_dir(out, kind))
     out.mkdir(parents=True, exist_ok=True)
 
     images, labels, source, classes = _demo_images()
@@ -489,6 +567,7 @@ def _cmd_bench_gpu(args: argparse.Namespace) -> int:
 
 
 def _print_report(run: Callable[..., str], args: argparse.Namespace) -> int:
+    _check_out_file(_optional_path(args.out), "--out", REPORT_SUFFIXES, "the markdown table")
     threads = tuple(args.threads) if args.threads else _default_threads()
     report = run(threads=threads, quick=args.quick)
     print(report)
@@ -533,6 +612,8 @@ MODEL_FLAGS = {
 TRAIN_DEFAULTS = dict(epochs=10, batch_size=64, lr=1e-3, grad_clip=10.0, binarize="dynamic",
                       binarize_seed=0, seed=0, max_test=1000)
 DEFAULT_DATA = {"draw": "mnist-subset", "aligndraw": "mnist-captions"}
+MICRO_BATCHES_HELP = ("split each process's share of a batch into M slices, their gradients accumulated (less "
+                      "memory; one process with M = K computes what `torchrun --nproc_per_node K` does; default 1)")
 _MODEL_NAMES = {"draw": "DRAW", "aligndraw": "AlignDRAW"}
 
 
@@ -578,7 +659,7 @@ def _resume_conflicts(args: argparse.Namespace, kind: str, run: dict, stored_tra
         value = getattr(args, name)
         if value is not None and value != data[name]:
             problems.append(f"{_flag(name)} {value} (the run has {data[name]})")
-    for name in ("batch_size", "lr", "grad_clip", "seed", "eval_every", "checkpoint_every"):
+    for name in ("batch_size", "lr", "grad_clip", "seed", "eval_every", "checkpoint_every", "micro_batches"):
         value = getattr(args, name)
         if value is not None and value != stored_train.get(name):
             problems.append(f"{_flag(name)} {value} (the run has {stored_train.get(name)})")
@@ -605,10 +686,14 @@ def _train_settings(args: argparse.Namespace, kind: str):
             raise CLIError("--resume continues the run in {} exactly as it was started, but these flags "
                            "differ from it:\n  {}\nDrop them (only --epochs may change), or start a new run "
                            "in another --out folder.".format(out, "\n  ".join(problems)))
+        _warn_on_thread_change(run)
         if args.epochs is not None:
             stored_train["epochs"] = args.epochs
         known = set(TrainConfig.__dataclass_fields__)
-        train = TrainConfig(**{k: v for k, v in stored_train.items() if k in known})
+        try:
+            train = TrainConfig(**{k: v for k, v in stored_train.items() if k in known})
+        except (TypeError, ValueError) as e:
+            raise CLIError(f"{ckpt.directory / 'trainer.json'}: the stored training settings are not valid: {e}") from None
         cfg = rec.config_class(kind)(**run["model"])
         return cfg, rec.spec_from_run(run), train, run["eval"]["max_test"], run["eval"]["seed"]
     overrides = {name: getattr(args, name) for name in MODEL_FLAGS[kind]}
@@ -624,7 +709,8 @@ def _train_settings(args: argparse.Namespace, kind: str):
                             lr=_given(args, "lr", TRAIN_DEFAULTS["lr"]),
                             grad_clip=_given(args, "grad_clip", TRAIN_DEFAULTS["grad_clip"]),
                             seed=_given(args, "seed", TRAIN_DEFAULTS["seed"]),
-                            eval_every=args.eval_every, checkpoint_every=args.checkpoint_every)
+                            eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
+                            micro_batches=_given(args, "micro_batches", 1))
     except ValueError as e:
         raise CLIError(str(e)) from None
     return overrides, spec, train, _given(args, "max_test", TRAIN_DEFAULTS["max_test"]), 0
@@ -655,10 +741,56 @@ def _report_training(result) -> tuple[Optional[float], Optional[float]]:
     return start, end
 
 
+@contextlib.contextmanager
+def _training_processes() -> Iterator[None]:
+    """Under torchrun: join the process group (gloo: the recipes train on the CPU, and NCCL cannot
+    reduce CPU tensors), let only process 0 print to stdout, and leave the group at the end. The
+    Trainer then shards every batch, all-reduces the gradients and writes from process 0 only.
+    A plain run: nothing happens."""
+    from fastgen.train import distributed
+    try:
+        joined = distributed.init_from_env(backend="gloo")
+    except (RuntimeError, ValueError) as e:
+        raise CLIError(f"cannot join the torchrun process group: {e}") from None
+    if not joined:
+        yield
+        return
+    try:
+        if distributed.is_main_process():
+            yield
+        else:
+            with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+                yield
+    finally:
+        distributed.shutdown()
+
+
+def _data_parallel(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A training command that trains data-parallel when launched by torchrun (see above)."""
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        with _training_processes():
+            return command(args)
+    return run
+
+
+def _warn_on_thread_change(run: dict) -> None:
+    """One line on stderr when a resumed run uses another CPU thread count than it was trained with:
+    parallel float reductions may then round differently, so the continuation is not bit-exact."""
+    from fastgen.train.distributed import is_main_process
+    trained, now = run.get("threads"), torch.get_num_threads()
+    if trained is not None and trained != now and is_main_process():
+        print(f"{PROG} train: warning: the run was trained with {trained} CPU thread(s), this session "
+              f"uses {now}; results may differ in the last bits from an uninterrupted run "
+              f"(pass --threads {trained} to continue it exactly)", file=sys.stderr)
+
+
+@_data_parallel
 def _cmd_train(args: argparse.Namespace) -> int:
     _set_threads(args)
     kind = args.model
     out = Path(args.out)
+    _check_out_folder(out)
     with _user_errors():
         model, spec, train, max_test, eval_seed = _train_settings(args, kind)
         try:
@@ -737,6 +869,8 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
                        help="steps between test evaluations (default: one epoch; also at the end)")
         m.add_argument("--checkpoint-every", type=_positive_int, metavar="STEPS",
                        help="steps between checkpoints (default: one epoch; also at the end)")
+        m.add_argument("--micro-batches", type=_positive_int, metavar="M",
+                       help=MICRO_BATCHES_HELP)
         m.add_argument("--resume", action="store_true",
                        help="continue the run in --out exactly where its checkpoint stopped")
         m.add_argument("--threads", type=_positive_int, metavar="N", help="torch CPU threads")
@@ -750,26 +884,35 @@ def _run_folder(checkpoint_dir: Path) -> Path:
 
 
 def _caption_fidelity(model, run: dict, ckpt, args: argparse.Namespace) -> tuple[dict, list[str]]:
-    """eval aligndraw --fidelity: caption fidelity on the test and held-out captions, with the digit
-    classifier's test-pool accuracy and the oracle score of real test canvases (fastgen.eval)."""
+    """eval aligndraw --fidelity: caption fidelity on the validation captions, or with --fidelity-split
+    test on the test and held-out captions (read those once, for a model chosen on validation), with
+    the digit classifier's accuracy on that split's digit pool and the oracle score of its real
+    canvases (fastgen.eval)."""
     from fastgen.eval import FidelityError, caption_fidelity, load_or_train_classifier, oracle_fidelity
-    held = run["data"].get("heldout_captions") or {"seed": 0, "fraction": 0.1}
-    kw = dict(heldout_seed=held["seed"], heldout_fraction=held["fraction"], max_captions=args.max_captions)
+    from fastgen.eval.digit_classifier import pool_accuracy
+    from fastgen.eval.selection import data_settings
+
+    split = args.fidelity_split
+    splits = ("test", "heldout") if split == "test" else (split,)
+    kw = dict(data_settings(run), max_captions=args.max_captions, method=args.localisation, margin=args.margin)
     seed = 0 if args.seed is None else args.seed
     try:
         classifier, info = load_or_train_classifier(log=lambda line: print(line, file=sys.stderr, flush=True))
-        oracle = oracle_fidelity(classifier, "test", **kw)
-        reports = {split: caption_fidelity(model, classifier, split, samples_per_caption=args.samples_per_caption,
-                                           seed=seed, progress=sys.stderr.isatty(), **kw)
-                   for split in ("test", "heldout")}
+        accuracy = pool_accuracy(classifier, split, info["settings"]["pool_seed"])
+        oracle = oracle_fidelity(classifier, split, **kw)
+        reports = {name: caption_fidelity(model, classifier, name, samples_per_caption=args.samples_per_caption,
+                                          seed=seed, progress=sys.stderr.isatty(), **kw)
+                   for name in splits}
     except FidelityError as e:
         raise CLIError(str(e)) from None
     result = {"metric": "share of the digits a caption names that a digit classifier finds in the "
                         "caption's place in the generated image (fastgen.eval.caption_fidelity)",
-              "classifier": {k: info[k] for k in ("settings", "test_accuracy", "n_test", "n_train", "cached")},
-              "oracle_test": oracle.to_dict(), **{split: r.to_dict() for split, r in reports.items()}}
-    lines = [f"caption fidelity (digit classifier {100 * info['test_accuracy']:.1f}% on {info['n_test']:,} "
-             f"unseen digits; real test canvases score {100 * oracle.rate:.1f}%):"]
+              "classifier": {"settings": info["settings"], "n_train": info["n_train"], "cached": info["cached"],
+                             f"{split}_accuracy": accuracy["accuracy"], f"n_{split}": accuracy["n"]},
+              f"oracle_{split}": oracle.to_dict(), **{name: r.to_dict() for name, r in reports.items()}}
+    lines = [f"caption fidelity on the {split} captions, localisation {args.localisation} margin {args.margin} "
+             f"(digit classifier {100 * accuracy['accuracy']:.1f}% on the {accuracy['n']:,} {split}-pool digits; "
+             f"real {split} canvases score {100 * oracle.rate:.1f}%):"]
     if ckpt.step == 0:
         lines.append("  note: the checkpoint is at step 0, an untrained model")
     for r in reports.values():
@@ -781,6 +924,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     _set_threads(args)
     rec = _recipes()
     kind = args.model
+    _check_out_file(_optional_path(args.out), "--out", JSON_SUFFIXES, "the evaluation")
     with _user_errors():
         model, run, ckpt = rec.load_run(args.checkpoint, kind)
         spec = rec.DataSpec.from_arg(args.data) if args.data else None
@@ -868,14 +1012,25 @@ def _add_eval(commands: argparse._SubParsersAction) -> None:
                             "test images and z seed, and the paired difference with its standard error")
         m.add_argument("--threads", type=_positive_int, metavar="N", help="torch CPU threads")
         if kind == "aligndraw":
+            from fastgen.eval.caption_fidelity import DEFAULT_MARGIN, METHODS
+
             f = m.add_argument_group("caption fidelity (fastgen.eval.caption_fidelity)")
             f.add_argument("--fidelity", action="store_true",
-                           help="also generate images for the test and held-out captions and report the "
+                           help="also generate images for captions (see --fidelity-split) and report the "
                                 "share of named digits a digit classifier finds where the caption says")
             f.add_argument("--samples-per-caption", type=_positive_int, default=1, metavar="K",
                            help="images generated per caption (default %(default)s)")
             f.add_argument("--max-captions", type=_positive_int, metavar="N",
                            help="first N captions of each split (default: all 1,000)")
+            f.add_argument("--fidelity-split", choices=("val", "test"), default="val",
+                           help="val (default): the validation captions, for choosing a checkpoint or a "
+                                "setting; test: the test and held-out captions, read once for the figure "
+                                "you report")
+            f.add_argument("--localisation", choices=METHODS, default="average",
+                           help="how a named digit is located (fastgen.eval.caption_fidelity; default "
+                                "%(default)s)")
+            f.add_argument("--margin", type=_non_negative_int, default=DEFAULT_MARGIN, metavar="PX",
+                           help="pixels the search range is widened by (default %(default)s)")
         m.set_defaults(handler=_cmd_eval)
     _add_eval_wavenet(models)
 
@@ -884,17 +1039,49 @@ def _grid_columns(n: int) -> int:
     return math.ceil(math.sqrt(n))
 
 
+SAMPLE_BATCH = 256  # images per model.sample call, so that memory stays bounded for any --n
+
+
+def _sample_in_batches(sample: Callable[[int, int], tuple], rows: int) -> tuple:
+    """The outputs for rows [0, rows) from ``sample(start, stop)`` calls of at most SAMPLE_BATCH rows,
+    joined: images [n, ...] along dim 0, per-step extras ([T, n, ...] or None) along dim 1."""
+    parts = [sample(start, min(start + SAMPLE_BATCH, rows)) for start in range(0, rows, SAMPLE_BATCH)]
+    joined = [torch.cat([part[0] for part in parts])]
+    for i in range(1, len(parts[0])):
+        pieces = [part[i] for part in parts]
+        joined.append(None if pieces[0] is None else torch.cat(pieces, dim=1))
+    return tuple(joined)
+
+
+def _check_grid_fits(rows: int, cfg, scale: int, gif: bool) -> None:
+    """CLIError before sampling when the grid image (3 bytes per shown pixel) and, with a GIF, its T
+    frames and the canvases behind them cannot fit in memory (`--n 100000000` was OOM-killed)."""
+    from fastgen.memory import check_fits
+    grid = rows * cfg.height * cfg.width * scale ** 2 * 3
+    frames = cfg.T * (grid + 4 * rows * cfg.channels * cfg.height * cfg.width) if gif else 0
+    check_fits(grid + frames, f"{rows:,} samples at --scale {scale}" + (f" with {cfg.T} GIF frames" if gif else ""),
+               CLIError)
+
+
 def write_draw_samples(model, n: int, seed: int, png: Path, gif: Optional[Path] = None,
                        scale: int = 2) -> list[Path]:
     """n samples of a DRAW model as a grid PNG (Bernoulli means sigmoid(c_T)) and optionally the
     canvas over the T steps, with each step's write window, as a GIF. Returns the files written."""
     from fastgen.viz import canvas_frames, image_grid, save_gif
+    _check_grid_fits(n, model.config, scale, gif is not None)
     generator = torch.Generator().manual_seed(seed)
-    images, canvases, windows = model.sample(n, generator, return_canvases=True, return_windows=True)
+    steps = gif is not None
+
+    def sample(start: int, stop: int) -> tuple:
+        out = model.sample(stop - start, generator, return_canvases=steps, return_windows=steps)
+        return out if steps else (out,)
+
+    images, *extras = _sample_in_batches(sample, n)
     png.parent.mkdir(parents=True, exist_ok=True)
     image_grid(images, columns=_grid_columns(n), scale=scale).save(png)
     written = [png]
     if gif is not None:
+        canvases, windows = extras
         frames = canvas_frames(canvases, windows, model.config.write_N, columns=_grid_columns(n), scale=scale)
         written.append(save_gif(frames, gif))
     return written
@@ -919,18 +1106,26 @@ def write_caption_samples(model, run: dict, captions: Sequence[str], n: int, see
     from fastgen.viz import caption_frames, caption_grid, save_gif
     rec = _recipes()
     tokens, lengths = rec.encode_captions(list(captions))
+    K = len(tokens)
+    _check_grid_fits(K * n, model.config, scale, gif is not None)
     texts = decode_tokens(tokens)
     notes = rec.caption_notes(run, tokens)
-    K = len(texts)
     generator = torch.Generator().manual_seed(seed)
-    images, canvases, alignments, windows = model.sample(
-        tokens.repeat_interleave(n, 0), lengths.repeat_interleave(n, 0), generator,
-        return_canvases=True, return_alignments=True, return_windows=True)
+    steps = gif is not None
+
+    def sample(start: int, stop: int) -> tuple:
+        caption = torch.arange(start, stop) // n  # row r draws caption r // n
+        out = model.sample(tokens[caption], lengths[caption], generator, return_canvases=steps,
+                           return_alignments=steps, return_windows=steps)
+        return out if steps else (out,)
+
+    images, *extras = _sample_in_batches(sample, K * n)
     C, H, W = images.shape[1:]
     png.parent.mkdir(parents=True, exist_ok=True)
     caption_grid(images.view(K, n, C, H, W), texts, notes=notes, scale=scale).save(png)
     written = [png]
     if gif is not None:
+        canvases, alignments, windows = extras
         T = canvases.shape[0]
         frames = caption_frames(
             canvases.view(T, K, n, C, H, W), texts, notes=notes, scale=scale, N=model.config.write_N,
@@ -946,7 +1141,9 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     rec = _recipes()
     kind = args.model
     png = Path(args.out)
-    gif = Path(args.gif) if args.gif else None
+    gif = _optional_path(args.gif)
+    _check_out_file(png, "--out", IMAGE_SUFFIXES, "the image grid")
+    _check_out_file(gif, "--gif", GIF_SUFFIXES, "the animation")
     if kind == "aligndraw":
         try:
             rec.encode_captions(args.caption)
@@ -1009,7 +1206,7 @@ WAVENET_MODEL_FLAGS = {
 }
 WAVENET_DATA_FLAGS = ("corpus_size", "sample_rate", "speaker_folders", "split_seed")
 WAVENET_TRAIN_FLAGS = ("batch_size", "crop", "lr", "grad_clip", "seed", "eval_every", "checkpoint_every",
-                       "val_crops")
+                       "val_crops", "micro_batches")
 WAVENET_DEFAULT_CONDITIONING = "both"
 
 
@@ -1068,6 +1265,7 @@ def _wavenet_train_settings(args: argparse.Namespace):
             raise CLIError("--resume continues the run in {} exactly as it was started, but these flags "
                            "differ from it:\n  {}\nDrop them (only --steps may change), or start a new run "
                            "in another --out folder.".format(out, "\n  ".join(problems)))
+        _warn_on_thread_change(run)
         stored = {k: v for k, v in run["train"].items() if k in wn.TrainSettings.__dataclass_fields__}
         if args.steps is not None:
             stored["steps"] = args.steps
@@ -1098,10 +1296,12 @@ def _report_wavenet_training(result) -> None:
               f"mu-law unigram baseline {unigram:.3f})")
 
 
+@_data_parallel
 def _cmd_train_wavenet(args: argparse.Namespace) -> int:
     _set_threads(args)
     wn = _wavenet_recipes()
     out = Path(args.out)
+    _check_out_folder(out)
     with _user_errors():
         model, conditioning, spec, settings = _wavenet_train_settings(args)
         try:
@@ -1165,6 +1365,8 @@ def _add_train_wavenet(models: argparse._SubParsersAction) -> None:
                    help=f"steps between validations (default {wn.EPOCH_STEPS}; also at the end)")
     t.add_argument("--checkpoint-every", type=_positive_int, metavar="STEPS",
                    help=f"steps between checkpoints (default {wn.EPOCH_STEPS}; also at the end)")
+    t.add_argument("--micro-batches", type=_positive_int, metavar="M",
+                   help=MICRO_BATCHES_HELP)
     t.add_argument("--resume", action="store_true",
                    help="continue the run in --out exactly where its checkpoint stopped")
     t.add_argument("--threads", type=_positive_int, metavar="N", help="torch CPU threads")
@@ -1189,6 +1391,7 @@ def _print_wavenet_eval(result: dict) -> None:
 def _cmd_eval_wavenet(args: argparse.Namespace) -> int:
     _set_threads(args)
     wn = _wavenet_recipes()
+    _check_out_file(_optional_path(args.out), "--out", JSON_SUFFIXES, "the evaluation")
     with _user_errors():
         model, run, ckpt = wn.load_run(args.checkpoint)
         result = wn.evaluate_run(model, run, max_test=args.max_test, progress=sys.stderr.isatty())
@@ -1243,12 +1446,12 @@ def _print_sample_speed(sample) -> None:
 
 
 def _cmd_sample_wavenet(args: argparse.Namespace) -> int:
-    from fastgen.data import write_wav
+    from fastgen.data import AUDIO_EXTENSIONS, write_wav
     _set_threads(args)
     wn = _wavenet_recipes()
     wav = Path(args.out)
-    if wav.suffix.lower() not in (".wav", ".wave"):
-        raise CLIError(f"--out {wav}: the sample is written as a WAV file; give a .wav name")
+    _check_out_file(wav, "--out", AUDIO_EXTENSIONS, "the sample")
+    _check_out_file(_optional_path(args.png), "--png", IMAGE_SUFFIXES, "the figure")
     with _user_errors():
         model, run, ckpt = wn.load_run(args.checkpoint)
         sample = wn.sample_run(model, run, args.seconds, speaker=args.speaker, mel_from=args.mel_from,
@@ -1317,7 +1520,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return args.handler(args)
     except CLIError as e:
         print(f"{PROG} {args.command}: {e}", file=sys.stderr)
-        return 1
+        return 2
 
 
 if __name__ == "__main__":

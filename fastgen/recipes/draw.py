@@ -56,8 +56,12 @@ from fastgen.models import aligndraw as aligndraw_module
 from fastgen.models import draw as draw_module
 from fastgen.models.aligndraw import AlignDRAW, AlignDRAWConfig
 from fastgen.models.draw import DRAW, DRAWConfig
-from fastgen.recipes.runs import RUN_FORMAT, RecipeError, find_checkpoint, load_weights, read_checkpoint
+from fastgen.models.config_utils import is_non_negative_int, is_positive_int
+from fastgen.recipes.runs import (RUN_FORMAT, RecipeError, check_run_log, check_run_sections, check_same_data,
+                                  data_fingerprint, find_checkpoint, holds_run_folder, invalid_run, load_weights,
+                                  read_checkpoint)
 from fastgen.train import CheckpointError, TrainConfig, Trainer, seed_everything
+from fastgen.train.trainer import DataLayoutError
 
 KINDS = ("draw", "aligndraw")
 SOURCES = ("mnist-subset", "fashion-mnist", "mnist-captions")
@@ -93,8 +97,10 @@ class DataSpec:
             raise RecipeError("a path is needed exactly when the data source is a folder of IDX files")
         if self.binarize not in BINARIZATION_MODES:
             raise RecipeError(f"unknown binarisation {self.binarize!r}; choose one of {', '.join(BINARIZATION_MODES)}")
-        if self.max_train is not None and self.max_train < 1:
-            raise RecipeError(f"max_train must be >= 1, got {self.max_train}")
+        if self.max_train is not None and not is_positive_int(self.max_train):
+            raise RecipeError(f"max_train must be a positive integer, got {self.max_train!r}")
+        if not is_non_negative_int(self.binarize_seed):
+            raise RecipeError(f"binarize_seed must be an integer >= 0, got {self.binarize_seed!r}")
 
     @classmethod
     def from_arg(cls, data: str, **kwargs) -> "DataSpec":
@@ -359,12 +365,18 @@ def run_config(kind: str, cfg, spec: DataSpec, train: Split, test: Split, max_te
             "n_test": len(test),
             "train_split": train.description,
             "test_split": test.description,
+            "fingerprint": data_fingerprint(*_as_tuple(train.tensors(kind))),
         },
         "eval": {"max_test": max_test, "seed": eval_seed, "estimator": ESTIMATOR},
+        "threads": torch.get_num_threads(),  # float results may differ with another thread count
     }
     if spec.captions:  # MnistCaptions' defaults, which load_split uses
         run["data"]["heldout_captions"] = {"seed": 0, "fraction": 0.1}
     return run
+
+
+def _as_tuple(tensors) -> tuple:
+    return tensors if isinstance(tensors, tuple) else (tensors,)
 
 
 def spec_from_run(run: dict) -> DataSpec:
@@ -378,7 +390,26 @@ def read_run(path: Union[str, Path], kind: Optional[str] = None):
     if kind is not None and run["kind"] != kind:
         raise RecipeError(f"{ckpt.directory} holds a model of type {_NAMES[run['kind']]}, not {_NAMES[kind]} "
                           f"(use `{run['kind']}` instead of `{kind}`)")
+    _check_run(ckpt, run)
     return ckpt, run
+
+
+def _check_run(ckpt, run: dict) -> None:
+    """RecipeError (one line, naming config.json) for a run description that lacks what eval, sample
+    and --resume read, or holds values no run could have."""
+    check_run_sections(ckpt, {"model": (), "data": ("source", "path", "binarize", "binarize_seed", "max_train"),
+                              "eval": ("max_test", "seed")})
+    try:
+        config_class(run["kind"])(**run["model"])
+    except (TypeError, ValueError) as e:
+        raise invalid_run(ckpt, "model config", e) from None
+    try:
+        spec_from_run(run)
+    except RecipeError as e:
+        raise invalid_run(ckpt, "data settings", e) from None
+    max_test, seed = run["eval"]["max_test"], run["eval"]["seed"]
+    if not (max_test is None or is_positive_int(max_test)) or not is_non_negative_int(seed):
+        raise invalid_run(ckpt, "evaluation settings", f"max_test {max_test!r}, seed {seed!r}")
 
 
 def load_run(path: Union[str, Path], kind: Optional[str] = None):
@@ -434,6 +465,7 @@ class TrainResult:
     model: nn.Module
 
 
+@holds_run_folder
 def train_run(kind: str, model: Union[dict, DRAWConfig, AlignDRAWConfig, None], spec: DataSpec,
               train_config: TrainConfig, out_dir: Union[str, Path], *, resume: bool = False,
               max_test: Optional[int] = 1000, eval_seed: int = 0,
@@ -456,6 +488,8 @@ def train_run(kind: str, model: Union[dict, DRAWConfig, AlignDRAWConfig, None], 
     if not resume and has_checkpoint:
         raise RecipeError(f"{out} already holds a checkpoint: pass --resume to continue that run, or choose "
                           "another --out folder")
+    if resume:
+        check_run_log(out)
 
     train = binarize_split(spec, load_split(spec, "train"), test=False)
     test = binarize_split(spec, load_split(spec, "test", max_test), test=True)
@@ -477,6 +511,8 @@ def train_run(kind: str, model: Union[dict, DRAWConfig, AlignDRAWConfig, None], 
     seed_everything(train_config.seed)
     net = build_model(kind, cfg)
     run = run_config(kind, cfg, spec, train, test, max_test, eval_seed)
+    if resume:
+        check_same_data(read_run(out, kind)[0], run, spec.name)
 
     def eval_fn(m: nn.Module) -> dict:
         r = nll_bound(m, kind, test, seed=eval_seed)
@@ -500,14 +536,13 @@ def train_run(kind: str, model: Union[dict, DRAWConfig, AlignDRAWConfig, None], 
             total = min(total, train_config.max_steps)
         log(f"resuming at step {trainer.step} of {total}")
     else:
-        initial = trainer.evaluate()
-        log(f"test NLL bound before training: {initial['eval_test_nll_bound']:.2f} nats/image")
+        initial = trainer.evaluate()  # {} on every process but the first (see Trainer.evaluate)
+        if initial:
+            log(f"test NLL bound before training: {initial['eval_test_nll_bound']:.2f} nats/image")
     try:
         summary = trainer.fit(train.tensors(kind))
-    except ValueError as e:
-        if str(e).startswith("cannot resume"):  # the Trainer's check that the data still matches
-            raise RecipeError(str(e)) from None
-        raise
+    except DataLayoutError as e:  # e.g. a batch that does not split over the processes
+        raise RecipeError(str(e)) from None
     return TrainResult(summary, initial, trainer.history, out, run, net)
 
 

@@ -1,19 +1,58 @@
-"""What every recipe shares about runs: the user-facing error, and finding and reading a run's
-checkpoint (a ``fastgen train ... --out`` folder or its checkpoint/ subfolder)."""
+"""What every recipe shares about runs: the user-facing error, the run-folder lock a training run
+holds, and finding and reading a run's checkpoint (a ``fastgen train ... --out`` folder or its
+checkpoint/ subfolder)."""
 from __future__ import annotations
 
+import contextlib
+import csv
+import functools
+import hashlib
+import inspect
 from pathlib import Path
-from typing import Union
+from typing import Callable, Iterator, TypeVar, Union
 
+import torch
 from torch import nn
 
 from fastgen.train import CheckpointError, load_checkpoint
+from fastgen.train.distributed import is_main_process
+from fastgen.train.runlock import RunLockError, lock_run_folder
 
 RUN_FORMAT = 1
 
 
 class RecipeError(ValueError):
     """A user-facing problem with a run's settings, data or checkpoint (the CLI prints it as is)."""
+
+
+@contextlib.contextmanager
+def run_folder_lock(out_dir: Union[str, Path]) -> Iterator[None]:
+    """Hold ``out_dir``'s lock (fastgen.train.runlock) for the block; RecipeError when another run
+    holds it. Under torch.distributed only process 0 writes the folder, so only it locks."""
+    if not is_main_process():
+        yield
+        return
+    try:
+        lock = lock_run_folder(out_dir)
+    except RunLockError as e:
+        raise RecipeError(str(e)) from None
+    with lock:
+        yield
+
+
+F = TypeVar("F", bound=Callable)
+
+
+def holds_run_folder(train: F) -> F:
+    """Decorate a recipe's ``train_run(..., out_dir, ...)`` to hold ``out_dir``'s lock while it runs,
+    from its first check of the folder to its last write."""
+    signature = inspect.signature(train)
+
+    @functools.wraps(train)
+    def locked(*args, **kwargs):
+        with run_folder_lock(signature.bind(*args, **kwargs).arguments["out_dir"]):
+            return train(*args, **kwargs)
+    return locked  # type: ignore[return-value]
 
 
 def find_checkpoint(path: Union[str, Path], command: str = "fastgen train") -> Path:
@@ -38,7 +77,7 @@ def read_checkpoint(path: Union[str, Path], kinds: tuple[str, ...], command: str
         ckpt = load_checkpoint(directory)
     except CheckpointError as e:
         raise RecipeError(str(e)) from None
-    run = ckpt.config
+    run = ckpt.config if isinstance(ckpt.config, dict) else {}
     if run.get("run_format") != RUN_FORMAT or run.get("kind") not in kinds:
         other = run.get("kind")
         hint = f" (it holds a {other} model: use `fastgen ... {other}`)" if isinstance(other, str) else ""
@@ -54,3 +93,64 @@ def load_weights(model: nn.Module, ckpt) -> nn.Module:
     except RuntimeError as e:
         raise RecipeError(f"{ckpt.directory}: the weights do not fit the stored model config: {e}") from None
     return model.eval()
+
+
+def check_run_sections(ckpt, sections: dict[str, tuple[str, ...]]) -> None:
+    """RecipeError naming the first section (a JSON object) or key that the run description in the
+    checkpoint's config.json lacks: a damaged or hand-edited file fails here, in one line."""
+    where = ckpt.directory / "config.json"
+    for section, keys in sections.items():
+        value = ckpt.config.get(section)
+        if not isinstance(value, dict):
+            raise RecipeError(f"{where}: the run description has no {section!r} object (a damaged or edited file)")
+        missing = [key for key in keys if key not in value]
+        if missing:
+            raise RecipeError(f"{where}: the run description's {section!r} lacks {', '.join(map(repr, missing))} "
+                              "(a damaged or edited file)")
+
+
+def invalid_run(ckpt, what: str, error: Exception) -> RecipeError:
+    return RecipeError(f"{ckpt.directory / 'config.json'}: invalid {what} in the run description: {error}")
+
+
+def data_fingerprint(*tensors) -> str:
+    """sha256 over the dtype, shape and bytes of each tensor (None: skipped): the training data a run
+    description records, so that --resume notices data that changed (same sizes, other values)."""
+    digest = hashlib.sha256()
+    for t in tensors:
+        if t is not None:
+            digest.update(f"{t.dtype}{tuple(t.shape)}".encode())
+            digest.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    return "sha256:" + digest.hexdigest()
+
+
+def check_same_data(ckpt, run: dict, source: str) -> None:
+    """RecipeError unless the training data of ``run`` (a new description of the run being resumed)
+    has the fingerprint stored in the checkpoint's (runs written before fingerprints pass)."""
+    stored = ckpt.config["data"].get("fingerprint")
+    now = run["data"]["fingerprint"]
+    if stored is not None and stored != now:
+        raise RecipeError(f"cannot resume: the training data in {source} differ from those the run in "
+                          f"{ckpt.directory.parent} was trained on (fingerprint {now[7:19]}, the run has "
+                          f"{str(stored)[7:19]}); restore them, or start a new run in another --out folder")
+
+
+def check_run_log(out_dir: Union[str, Path]) -> None:
+    """RecipeError when the run's log.csv (which a resumed run rewrites) is not the UTF-8 table the
+    Trainer wrote: a step column, and every row as wide as the header."""
+    path = Path(out_dir) / "log.csv"
+    if not path.is_file():
+        return  # the resumed run starts a new one
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+    except (UnicodeDecodeError, csv.Error) as e:
+        problem = str(e)
+    else:
+        width = len(rows[0]) if rows else 0
+        bad = next((i for i, row in enumerate(rows[1:], 2) if len(row) != width), None)
+        problem = ("no step column in its header" if rows and "step" not in rows[0] else
+                   None if bad is None else f"line {bad} has {len(rows[bad - 1])} fields, the header {width}")
+    if problem:
+        raise RecipeError(f"{path} is damaged ({problem}); the checkpoint does not need it: move it away (the "
+                          "resumed run starts a new log) or repair it, then resume")

@@ -51,19 +51,24 @@ from fastgen.data import (
     DataError,
     SpeechBatch,
     SpeechDataset,
+    check_sample_rate,
     frames_for,
+    load_wav,
     log_mel_spectrogram,
     mu_law_decode,
-    read_wav,
-    resample,
     synthesize_corpus,
     unigram_baseline,
 )
 from fastgen.models import wavenet as wavenet_module
 from fastgen.models.wavenet import WaveNet, WaveNetConfig
+from fastgen.memory import check_fits
+from fastgen.models.config_utils import is_non_negative_int, is_positive_int
 from fastgen.recipes import runs
-from fastgen.recipes.runs import RUN_FORMAT, RecipeError, load_weights, read_checkpoint
+from fastgen.recipes.runs import (RUN_FORMAT, RecipeError, check_run_log, check_run_sections, check_same_data,
+                                  data_fingerprint, holds_run_folder, invalid_run, load_weights, read_checkpoint)
 from fastgen.train import CheckpointError, TrainConfig, Trainer, seed_everything
+from fastgen.train.trainer import DataLayoutError
+from fastgen.train.distributed import main_process_first
 
 KIND = "wavenet"
 CORPUS = "corpus"
@@ -116,7 +121,10 @@ class DataSpec:
     n_mels: int = 80
 
     def __post_init__(self) -> None:
-        self.split = tuple(float(f) for f in self.split)
+        try:
+            self.split = tuple(float(f) for f in self.split)
+        except (TypeError, ValueError):
+            raise RecipeError(f"split must be three fractions (train, validation, test), got {self.split!r}") from None
         if self.source not in (CORPUS, "folder"):
             raise RecipeError(f"unknown speech source {self.source!r}; use {CORPUS!r} or a folder of WAV files")
         if (self.source == "folder") != (self.path is not None):
@@ -125,6 +133,10 @@ class DataSpec:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise RecipeError(f"{name} must be a positive integer, got {value!r}")
+        try:
+            check_sample_rate(self.sample_rate, "sample_rate")
+        except ValueError as e:
+            raise RecipeError(str(e)) from None
         if len(self.split) != 3 or any(f < 0 for f in self.split) or abs(sum(self.split) - 1) > 1e-6:
             raise RecipeError(f"split must be three fractions (train, validation, test) summing to 1, got {self.split}")
         if self.speaker_folders and self.source != "folder":
@@ -266,7 +278,8 @@ def _model_inputs(model: WaveNet, batch: SpeechBatch):
 
 def make_loss_fn(train: SpeechDataset, crop: int) -> Callable:
     """loss_fn(model, batch, generator) for the Trainer: ``batch`` only says how many crops this
-    process takes; the crops themselves are drawn from ``train`` with the Trainer's generator."""
+    shard takes; the crops themselves are drawn from ``train`` with the shard's generator (so the
+    processes of a torchrun run, each with its own shards' generators, draw different crops)."""
     def loss_fn(model, batch, generator):
         crops = train.crops(len(batch), crop, generator)
         device = next(model.parameters()).device
@@ -347,31 +360,46 @@ class TrainSettings:
     eval_every: Optional[int] = None         # default: every EPOCH_STEPS steps (and at the end)
     checkpoint_every: Optional[int] = None   # default: every EPOCH_STEPS steps (and at the end)
     val_crops: int = 16
+    micro_batches: int = 1                   # TrainConfig.micro_batches: slices per process per step
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "crop", "val_crops"):
+        for name in ("steps", "batch_size", "crop", "val_crops", "micro_batches"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise RecipeError(f"{name} must be a positive integer, got {value!r}")
         if self.crop < 2:
             raise RecipeError(f"crop must be at least 2 samples, got {self.crop}")
-        if not self.lr > 0:
-            raise RecipeError(f"lr must be > 0, got {self.lr}")
+        if not _positive_number(self.lr):
+            raise RecipeError(f"lr must be a finite number > 0, got {self.lr!r}")
+        if not (self.grad_clip is None or _positive_number(self.grad_clip)):
+            raise RecipeError(f"grad_clip must be a finite number > 0 or None, got {self.grad_clip!r}")
+        if not is_non_negative_int(self.seed):
+            raise RecipeError(f"seed must be an integer >= 0, got {self.seed!r}")
+        for name in ("eval_every", "checkpoint_every"):
+            if not (getattr(self, name) is None or is_positive_int(getattr(self, name))):
+                raise RecipeError(f"{name} must be a positive integer or None, got {getattr(self, name)!r}")
 
     def train_config(self) -> TrainConfig:
         try:
             return TrainConfig(batch_size=self.batch_size, epochs=math.ceil(self.steps / EPOCH_STEPS),
                                max_steps=self.steps, lr=self.lr, grad_clip=self.grad_clip, seed=self.seed,
                                eval_every=self.eval_every or EPOCH_STEPS,
-                               checkpoint_every=self.checkpoint_every or EPOCH_STEPS)
+                               checkpoint_every=self.checkpoint_every or EPOCH_STEPS,
+                               micro_batches=self.micro_batches)
         except ValueError as e:
             raise RecipeError(str(e)) from None
+
+
+def _positive_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
 def run_config(cfg: WaveNetConfig, conditioning: str, spec: DataSpec, splits: Splits, settings: TrainSettings,
                val_crop: int, unigram: dict) -> dict:
     """The run description stored as the checkpoint's model config (JSON)."""
-    data = {**spec.to_json(), **splits.sizes(), "description": splits.description}
+    train = splits.train
+    data = {**spec.to_json(), **splits.sizes(), "description": splits.description,
+            "fingerprint": data_fingerprint(train.tokens, train.lengths, train.speakers)}
     if spec.source == CORPUS:
         data["corpus_dir"] = str(corpus_dir(spec.corpus_size, spec.sample_rate))
     return {
@@ -384,6 +412,7 @@ def run_config(cfg: WaveNetConfig, conditioning: str, spec: DataSpec, splits: Sp
                   "sampler": "random hop-aligned crops per step from the Trainer's seeded noise generator"},
         "eval": {"val_crops": settings.val_crops, "val_crop": val_crop, "val_seed": VAL_SEED,
                  "test_metric": TEST_METRIC, "baseline": BASELINE, "unigram": unigram},
+        "threads": torch.get_num_threads(),  # float results may differ with another thread count
     }
 
 
@@ -392,18 +421,25 @@ def find_checkpoint(path: Union[str, Path]) -> Path:
 
 
 def read_run(path: Union[str, Path]):
-    """(Checkpoint, run description) of a run folder or checkpoint folder; nothing is built."""
-    return read_checkpoint(path, (KIND,), "fastgen train wavenet")
+    """(Checkpoint, run description) of a run folder or checkpoint folder; nothing is built. RecipeError
+    (one line, naming config.json) for a description that lacks what eval, sample and --resume read,
+    or holds values no run could have."""
+    ckpt, run = read_checkpoint(path, (KIND,), "fastgen train wavenet")
+    check_run_sections(ckpt, {"model": (), "data": (), "train": (), "eval": ("unigram", "val_crops", "val_crop")})
+    for what, check in (("conditioning", lambda: check_conditioning(run.get("conditioning"))),
+                        ("model config", lambda: WaveNetConfig(**run["model"])),
+                        ("data settings", lambda: spec_from_run(run))):
+        try:
+            check()
+        except (TypeError, ValueError) as e:
+            raise invalid_run(ckpt, what, e) from None
+    return ckpt, run
 
 
 def load_run(path: Union[str, Path]):
     """(model in eval mode with the checkpoint's weights, run description, Checkpoint)."""
-    ckpt, run = read_run(path)
-    try:
-        model = build_model(run["model"])
-    except (TypeError, ValueError) as e:
-        raise RecipeError(f"{ckpt.directory}: the stored model config is not valid: {e}") from None
-    return load_weights(model, ckpt), run, ckpt
+    ckpt, run = read_run(path)  # the model config is checked there
+    return load_weights(build_model(run["model"]), ckpt), run, ckpt
 
 
 def spec_from_run(run: dict) -> DataSpec:
@@ -444,6 +480,7 @@ class TrainResult:
     splits: Splits = field(repr=False)
 
 
+@holds_run_folder
 def train_run(model: Union[dict, WaveNetConfig, None], conditioning: str, spec: DataSpec, settings: TrainSettings,
               out_dir: Union[str, Path], *, resume: bool = False, log: Callable[[str], None] = print,
               progress: bool = True) -> TrainResult:
@@ -464,9 +501,12 @@ def train_run(model: Union[dict, WaveNetConfig, None], conditioning: str, spec: 
     if not resume and has_checkpoint:
         raise RecipeError(f"{out} already holds a checkpoint: pass --resume to continue that run, or choose "
                           "another --out folder")
+    if resume:
+        check_run_log(out)
 
     mels = uses_mel(conditioning)
-    splits = load_splits(spec, mels=mels, progress=progress)
+    with main_process_first():  # under torchrun one process synthesises the corpus, the others read it
+        splits = load_splits(spec, mels=mels, progress=progress)
     if mels and settings.crop % spec.hop_length:
         raise RecipeError(f"--crop {settings.crop} must be a multiple of the hop length {spec.hop_length} "
                           "with mel conditioning (each crop comes with whole mel frames)")
@@ -483,6 +523,7 @@ def train_run(model: Union[dict, WaveNetConfig, None], conditioning: str, spec: 
                                   f"need {getattr(expected, name)}")
     else:
         cfg = make_config(model, conditioning, spec, splits.train.num_speakers)
+    _check_step_fits(cfg, settings)
 
     val = validation_crops(splits.val, settings.val_crops, settings.crop)
     val_predicted = val.tokens[:, 1:]
@@ -492,6 +533,8 @@ def train_run(model: Union[dict, WaveNetConfig, None], conditioning: str, spec: 
     seed_everything(settings.seed)
     net = build_model(cfg)
     run = run_config(cfg, conditioning, spec, splits, settings, int(val.tokens.shape[1]), unigram)
+    if resume:
+        check_same_data(read_run(out)[0], run, spec.name)
     config = settings.train_config()
     config.progress = progress
 
@@ -518,19 +561,28 @@ def train_run(model: Union[dict, WaveNetConfig, None], conditioning: str, spec: 
             raise RecipeError(str(e)) from None
         log(f"resuming at step {trainer.step} of {settings.steps}")
     else:
-        initial = trainer.evaluate()
-        log(f"validation before training: {initial['eval_val_bits_per_sample']:.3f} bits/sample")
+        initial = trainer.evaluate()  # {} on every process but the first (see Trainer.evaluate)
+        if initial:
+            log(f"validation before training: {initial['eval_val_bits_per_sample']:.3f} bits/sample")
     dummy = torch.zeros(EPOCH_STEPS * settings.batch_size, dtype=torch.uint8)  # one "epoch" of crop slots
     try:
         summary = trainer.fit(dummy)
-    except ValueError as e:
-        if str(e).startswith("cannot resume"):  # the Trainer's check that the data layout still matches
-            raise RecipeError(str(e)) from None
-        raise
+    except DataLayoutError as e:  # e.g. a batch that does not split over the processes
+        raise RecipeError(str(e)) from None
     return TrainResult(summary, initial, trainer.history, out, run, net, splits)
 
 
 # --- sampling -------------------------------------------------------------------------------------
+
+def _check_step_fits(cfg: WaveNetConfig, settings: TrainSettings) -> None:
+    """RecipeError before training when one step's activations cannot fit: every layer pads a crop by
+    its dilation, and autograd keeps about 6R + S values per position and layer."""
+    widest = (cfg.kernel_size - 1) * 2 ** (cfg.layers_per_stack - 1)
+    values = settings.batch_size * (cfg.layers * (settings.crop + widest) * (6 * cfg.residual_channels + cfg.skip_channels)
+                                    + settings.crop * 2 * (cfg.head_channels + cfg.classes))
+    check_fits(4 * values, f"a training step ({settings.batch_size} crops of {settings.crop:,} samples through "
+                           f"{cfg.layers} layers, dilated up to {widest:,} samples)", RecipeError)
+
 
 @dataclass
 class SampleResult:
@@ -570,6 +622,8 @@ def sample_run(model: WaveNet, run: dict, seconds: float, *, speaker: Optional[i
     if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds > 0):
         raise RecipeError(f"--seconds must be > 0, got {seconds}")
     n = max(1, round(seconds * cfg.sample_rate))
+    # tokens, uniforms and waveform, and the mel frames upsampled to every sample (4 bytes each)
+    check_fits(n * (8 + 4 + 4 + 4 * cfg.cond_channels), f"--seconds {seconds:g} ({n:,} samples)", RecipeError)
     if speaker is not None:
         if not cfg.speakers:
             raise RecipeError("this model is not conditioned on speakers (trained with --conditioning "
@@ -582,8 +636,7 @@ def sample_run(model: WaveNet, run: dict, seconds: float, *, speaker: Optional[i
 
     features, ref, ref_title, words = None, None, None, []
     if mel_from is not None:
-        audio, rate = read_wav(mel_from)
-        audio = resample(audio, rate, cfg.sample_rate)
+        audio = load_wav(mel_from, cfg.sample_rate)
         mels = log_mel_spectrogram(audio, cfg.sample_rate, spec.n_fft, spec.hop_length, spec.n_mels)
         features, padded = _pad_frames(mels, frames_for(n, cfg.hop_length))
         ref, ref_title = audio[:n], f"real: {Path(mel_from).name} (mel source)"

@@ -9,9 +9,10 @@ script runs as a single process. The Trainer notices an initialised process grou
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
-from typing import Optional
+from typing import Iterator, Optional
 
 import torch
 import torch.distributed as dist
@@ -50,6 +51,19 @@ def barrier() -> None:
         dist.barrier()
 
 
+@contextlib.contextmanager
+def main_process_first() -> Iterator[None]:
+    """Run the block on process 0 first, then on the others (e.g. one process fills a data cache,
+    the rest read it). Without a process group it just runs the block."""
+    if not is_main_process():
+        barrier()
+    try:
+        yield
+    finally:
+        if is_main_process():
+            barrier()
+
+
 def init_from_env(backend: Optional[str] = None,
                   timeout: Optional[datetime.timedelta] = None) -> bool:
     """Initialise the default process group from torchrun's environment variables.
@@ -82,5 +96,5 @@ def shutdown() -> None:
         dist.destroy_process_group()
 
 
-__all__ = ["barrier", "init_from_env", "is_initialized", "is_main_process", "local_device", "rank",
-           "shutdown", "world_size"]
+__all__ = ["barrier", "init_from_env", "is_initialized", "is_main_process", "local_device",
+           "main_process_first", "rank", "shutdown", "world_size"]

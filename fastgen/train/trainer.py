@@ -19,6 +19,13 @@ The contract with a model (the only thing a model author writes)::
   averaged, which equals the gradient of the global-batch mean when every slice has equal size
   (the Trainer guarantees that: the global batch size must divide by the number of processes).
 
+Shards: each global batch is cut into ``world_size * micro_batches`` equal slices, shard ``s`` going
+to process ``s // micro_batches`` (which accumulates the gradients of its ``micro_batches`` slices).
+Shard ``s`` always draws its noise from its own generator, seeded by ``(seed, s)``, so a run on K
+processes computes exactly what one process with ``micro_batches = K`` computes (up to the order
+of float additions). With ``$FASTGEN_SHARD_TRACE`` set to a folder, every process appends the data
+rows of each of its shards, one JSON line per shard and step, to ``rank<r>.jsonl`` there.
+
 The Trainer owns the data order: epoch ``e`` visits ``torch.randperm(len(data))`` drawn from a
 generator seeded by ``(seed, e)``, in global batches of ``batch_size`` (an incomplete final batch
 is dropped, so an epoch is ``len(data) // batch_size`` steps). Step ``k`` is therefore always the
@@ -50,6 +57,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 from tqdm import tqdm
+
+from fastgen._atomic import atomic_write, write_json_atomic
 
 from . import distributed
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -146,10 +155,11 @@ class TrainConfig:
     log_every: int = 1                   # steps per log.csv row (loss/metrics averaged over them)
     progress: bool = True                # tqdm bar (shown only on a TTY, and only by process 0)
     find_unused_parameters: bool = False  # DDP: set when some parameters get no gradient in a step
+    micro_batches: int = 1               # slices per process per step, their gradients accumulated
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)
-        for name in ("batch_size", "epochs", "log_every"):
+        for name in ("batch_size", "epochs", "log_every", "micro_batches"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
         for name in ("max_steps", "eval_every", "checkpoint_every"):
@@ -183,7 +193,10 @@ class _CsvLog:
         self.path = path
         self.fields: list[str] = []
         rows: list[dict] = []
-        if path.exists():  # a resumed run drops rows written after its checkpoint
+        if path.is_symlink():  # not a log this run wrote: replace the link, never read through it
+            warnings.warn(f"{path} is a symbolic link; replacing it with a fresh log", RuntimeWarning,
+                          stacklevel=3)
+        elif path.exists():  # a resumed run drops rows written after its checkpoint
             with open(path, newline="", encoding="utf-8") as f:
                 reader = csv.DictReader(f)
                 self.fields = list(reader.fieldnames or [])
@@ -191,13 +204,11 @@ class _CsvLog:
         self._rewrite(rows)
 
     def _rewrite(self, rows: list[dict]) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
+        with atomic_write(self.path, newline="") as f:
             writer = csv.DictWriter(f, self.fields)
             if self.fields:
                 writer.writeheader()
             writer.writerows(rows)
-        os.replace(tmp, self.path)
 
     def append(self, row: dict) -> None:
         new = [k for k in row if k not in self.fields]
@@ -215,13 +226,12 @@ def _csv_value(value: Any) -> Any:
     return repr(value) if isinstance(value, float) else value  # repr: floats read back exactly
 
 
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, allow_nan=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 # --- the trainer ----------------------------------------------------------------------------------
+
+class DataLayoutError(ValueError):
+    """The data, batch size or process layout does not fit (Trainer.fit's checks before its first
+    step; a setting for the user to change)."""
+
 
 class Trainer:
     """Adam + gradient clipping + logging + evaluation + checkpoints + exact resume + DDP.
@@ -266,8 +276,10 @@ class Trainer:
         self.device = torch.device(device)
 
         seed_everything(derive_seed(cfg.seed, "global", self.rank))
-        self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(derive_seed(cfg.seed, "noise", self.rank))
+        # one noise generator per shard of this process (see "Shards" in the module docstring)
+        self.shards = range(self.rank * cfg.micro_batches, (self.rank + 1) * cfg.micro_batches)
+        self.generators = [torch.Generator(device=self.device).manual_seed(derive_seed(cfg.seed, "noise", s))
+                           for s in self.shards]
         self.optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas,
                                           eps=cfg.eps, weight_decay=cfg.weight_decay)
         self.step = 0             # optimizer updates done so far (global: the same on every process)
@@ -315,8 +327,7 @@ class Trainer:
                 epoch, index = divmod(self.step, steps_per_epoch)
                 if epoch != permutation_epoch:
                     permutation, permutation_epoch = epoch_permutation(cfg.seed, epoch, n), epoch
-                batch = self._batch(tensors, permutation, index)
-                values = self._train_step(net, batch)
+                values = self._train_step(net, self._batches(tensors, permutation, index))
                 self.step += 1
                 self.elapsed = time.perf_counter() - clock_zero
                 for name, value in values.items():
@@ -358,7 +369,7 @@ class Trainer:
             "model_config": self.model_config,
         }
         if self.is_main and self.out_dir is not None:
-            _write_json_atomic(self.out_dir / "summary.json", summary)
+            write_json_atomic(self.out_dir / "summary.json", summary)
         distributed.barrier()  # every process returns only once the final checkpoint exists
         return summary
 
@@ -384,7 +395,7 @@ class Trainer:
             if self.out_dir is None:
                 raise ValueError("Trainer.save: no directory given and the Trainer has no out_dir")
             directory = self.out_dir / "checkpoint"
-        rng = {"global": get_rng_state(), "noise": _b64(self.generator.get_state())}
+        rng = {"global": get_rng_state(), "noise": [_b64(g.get_state()) for g in self.generators]}
         if self.world_size > 1:
             every = [None] * self.world_size
             dist.all_gather_object(every, rng)
@@ -399,7 +410,7 @@ class Trainer:
             "config": asdict(self.config),
             "world_size": self.world_size,
             "data": self._data_state,
-            "rng": every,  # one entry per process, in rank order
+            "rng": every,  # one entry per process, in rank order; its noise: one state per shard
         }
         return save_checkpoint(directory, self.model, self.model_config, self.optimizer,
                                extra=extra, step=self.step)
@@ -423,16 +434,22 @@ class Trainer:
             group.update(lr=self.config.lr, betas=self.config.betas, eps=self.config.eps,
                          weight_decay=self.config.weight_decay)
         states = extra.get("rng") or []
-        if len(states) == self.world_size:
-            set_rng_state(states[self.rank]["global"])
-            self.generator.set_state(_unb64(states[self.rank]["noise"]))
+        mine = states[self.rank] if len(states) == self.world_size else None
+        noise = [] if mine is None else mine["noise"]
+        noise = [noise] if isinstance(noise, str) else noise  # written before shards had generators
+        if len(noise) == len(self.generators):
+            set_rng_state(mine["global"])
+            for generator, state in zip(self.generators, noise):
+                generator.set_state(_unb64(state))
         else:
-            warnings.warn(f"checkpoint {ckpt.directory} was written by {len(states)} process(es), "
-                          f"this run has {self.world_size}: random states are re-derived from the "
-                          "seed, so the resumed run is not bit-identical to an uninterrupted one",
+            warnings.warn(f"checkpoint {ckpt.directory} was written by {len(states)} process(es) with "
+                          f"{len(noise)} shard(s) here, this run has {self.world_size} with "
+                          f"{len(self.generators)}: random states are re-derived from the seed, so the "
+                          "resumed run is not bit-identical to an uninterrupted one",
                           RuntimeWarning, stacklevel=2)
             seed_everything(derive_seed(self.config.seed, "global", self.rank, self.step))
-            self.generator.manual_seed(derive_seed(self.config.seed, "noise", self.rank, self.step))
+            for generator, shard in zip(self.generators, self.shards):
+                generator.manual_seed(derive_seed(self.config.seed, "noise", shard, self.step))
 
     # -- internals ---------------------------------------------------------------------------------
 
@@ -446,18 +463,19 @@ class Trainer:
         n = len(tensors[0])
         if any(len(t) != n for t in tensors):
             raise ValueError(f"Trainer.fit: data tensors differ in length: {[len(t) for t in tensors]}")
-        if cfg.batch_size % self.world_size:
-            raise ValueError(f"batch_size {cfg.batch_size} must be divisible by the number of "
-                             f"processes ({self.world_size})")
+        shards = self.world_size * cfg.micro_batches
+        if cfg.batch_size % shards:
+            raise DataLayoutError(f"batch_size {cfg.batch_size} must be divisible by the number of shards: "
+                             f"{self.world_size} process(es) x {cfg.micro_batches} micro-batch(es)")
         if n < cfg.batch_size:
-            raise ValueError(f"Trainer.fit: {n} examples, fewer than one batch of {cfg.batch_size}")
+            raise DataLayoutError(f"Trainer.fit: {n} examples, fewer than one batch of {cfg.batch_size}")
         self._data_state = {"examples": n, "batch_size": cfg.batch_size, "seed": cfg.seed,
                             "steps_per_epoch": n // cfg.batch_size}
         saved = self._resumed_data
         if saved is not None:
             for key in ("examples", "batch_size"):
                 if saved.get(key) != self._data_state[key]:
-                    raise ValueError(
+                    raise DataLayoutError(
                         f"cannot resume: the checkpoint was trained with {key} = {saved.get(key)}, "
                         f"this run has {self._data_state[key]}, so its step {self.step} does not "
                         "map to the same place in the data")
@@ -466,29 +484,39 @@ class Trainer:
                               "the data order from here on differs", RuntimeWarning, stacklevel=3)
         return n
 
-    def _batch(self, tensors: tuple[Tensor, ...], permutation: Tensor, index: int) -> Batch:
+    def _batches(self, tensors: tuple[Tensor, ...], permutation: Tensor, index: int) -> list[Batch]:
+        """This process's shards of global batch ``index``: one batch per micro-batch."""
         size = self.config.batch_size
         rows = permutation[index * size:(index + 1) * size]
-        share = size // self.world_size
-        rows = rows[self.rank * share:(self.rank + 1) * share]
-        batch = tuple(t[rows.to(t.device)].to(self.device, non_blocking=True) for t in tensors)
-        return batch[0] if len(batch) == 1 else batch
+        share = size // (self.world_size * self.config.micro_batches)
+        shard_rows = [rows[s * share:(s + 1) * share] for s in self.shards]
+        _trace_shards(self.rank, self.step + 1, self.shards, shard_rows)
+        batches = []
+        for r in shard_rows:
+            batch = tuple(t[r.to(t.device)].to(self.device, non_blocking=True) for t in tensors)
+            batches.append(batch[0] if len(batch) == 1 else batch)
+        return batches
 
-    def _train_step(self, net: nn.Module, batch: Batch) -> dict[str, float]:
+    def _train_step(self, net: nn.Module, batches: list[Batch]) -> dict[str, float]:
         cfg = self.config
         lr = cfg.lr * (self.lr_lambda(self.step) if self.lr_lambda is not None else 1.0)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
-        loss, metrics = net(batch, self.generator)
-        if not isinstance(loss, Tensor) or loss.numel() != 1:
-            raise TypeError("loss_fn must return a scalar tensor loss (and a dict of metrics)")
-        loss.backward()
-
+        values = None
+        for m, (batch, generator) in enumerate(zip(batches, self.generators)):
+            last = m == len(batches) - 1
+            # DDP all-reduces the accumulated gradients once, in the last micro-batch's backward
+            sync = contextlib.nullcontext() if last or self.world_size == 1 else net.no_sync()
+            with sync:
+                loss, metrics = net(batch, generator)
+                if not isinstance(loss, Tensor) or loss.numel() != 1:
+                    raise TypeError("loss_fn must return a scalar tensor loss (and a dict of metrics)")
+                (loss / len(batches)).backward()  # mean over micro-batches; exact for 2, 4, ... like DDP's
+            shard = _stacked(loss, metrics)
+            values = shard if values is None else values + shard
+        values /= len(batches)
         names = ["loss", *metrics]
-        values = torch.stack([loss.detach().reshape(()).double()] +
-                             [torch.as_tensor(v, dtype=torch.float64, device=loss.device).detach().reshape(())
-                              for v in metrics.values()])
         if self.world_size > 1:  # log the global-batch mean (equal slices: mean of the means)
             dist.all_reduce(values)
             values /= self.world_size
@@ -503,9 +531,27 @@ class Trainer:
         return out
 
 
+def _stacked(loss: Tensor, metrics: dict) -> Tensor:
+    """The loss and metric values as one float64 vector (one all-reduce for all of them)."""
+    return torch.stack([loss.detach().reshape(()).double()] +
+                       [torch.as_tensor(v, dtype=torch.float64, device=loss.device).detach().reshape(())
+                        for v in metrics.values()])
+
+
+def _trace_shards(rank: int, step: int, shards: range, rows: list[Tensor]) -> None:
+    """Append the data rows of each shard to ``$FASTGEN_SHARD_TRACE/rank<rank>.jsonl`` when that
+    variable is set (a check that processes really take different slices; off by default)."""
+    folder = os.environ.get("FASTGEN_SHARD_TRACE")
+    if not folder:
+        return
+    with open(Path(folder) / f"rank{rank}.jsonl", "a", encoding="utf-8") as f:
+        for shard, r in zip(shards, rows):
+            f.write(json.dumps({"step": step, "shard": shard, "rows": r.tolist()}) + "\n")
+
+
 def _to_float(value: Any) -> float:
     return float(value.item()) if isinstance(value, Tensor) else float(value)
 
 
-__all__ = ["TrainConfig", "Trainer", "derive_seed", "epoch_permutation", "get_rng_state",
+__all__ = ["DataLayoutError", "TrainConfig", "Trainer", "derive_seed", "epoch_permutation", "get_rng_state",
            "preserved_rng", "seed_everything", "set_rng_state"]

@@ -161,7 +161,7 @@ def test_gpu_report_sections_and_missing_gpu(monkeypatch, capsys):
     from fastgen.benchmarking import gpu
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert cli.main(["bench", "gpu"]) == 1
+    assert cli.main(["bench", "gpu"]) == 2
     assert "needs a CUDA device" in capsys.readouterr().err
     with pytest.raises(RuntimeError, match="needs a CUDA device"):
         gpu.gpu_report(quick=True)

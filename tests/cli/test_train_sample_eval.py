@@ -210,7 +210,7 @@ def test_sample_aligndraw_caption_grid_and_gif(runs, tmp_path):
 def test_bad_caption_lists_the_vocabulary(runs, tmp_path, capsys, caption, problem):
     code = cli.main(["sample", "aligndraw", "--checkpoint", str(runs / "aligndraw"), "--out",
                      str(tmp_path / "x.png"), "--caption", caption])
-    assert code == 1
+    assert code == 2
     err = capsys.readouterr().err
     assert err.startswith("fastgen sample:") and problem in err
     assert "vocabulary" in err and all(repr(w) in err for w in VOCABULARY if w != "<pad>")
@@ -244,18 +244,18 @@ def test_resume_at_the_end_has_nothing_to_do(runs, tmp_path, capsys):
 
 def test_resume_rejects_changed_settings(runs, capsys):
     code = cli.main(["train", "draw", "--out", str(runs / "draw"), "--resume", "--T", "5", "--lr", "0.5"])
-    assert code == 1
+    assert code == 2
     err = capsys.readouterr().err
     assert "--T 5 (the run has 3)" in err and "--lr 0.5" in err and "only --epochs may change" in err
 
 
 def test_train_refuses_to_overwrite_a_run(runs, capsys):
-    assert train("draw", runs / "draw", "--epochs", "1") == 1
+    assert train("draw", runs / "draw", "--epochs", "1") == 2
     assert "already holds a checkpoint" in capsys.readouterr().err
 
 
 def test_resume_without_checkpoint(tmp_path, capsys):
-    assert cli.main(["train", "draw", "--out", str(tmp_path / "none"), "--resume"]) == 1
+    assert cli.main(["train", "draw", "--out", str(tmp_path / "none"), "--resume"]) == 2
     assert "cannot resume" in capsys.readouterr().err
 
 
@@ -268,26 +268,26 @@ def test_resume_without_checkpoint(tmp_path, capsys):
 ])
 def test_missing_checkpoint_is_a_clear_error(tmp_path, capsys, command):
     missing = tmp_path / "no-such-run"
-    assert cli.main([*command, "--checkpoint", str(missing)]) == 1
+    assert cli.main([*command, "--checkpoint", str(missing)]) == 2
     err = capsys.readouterr().err
     assert f"checkpoint {missing} does not exist" in err and "fastgen train" in err
     (tmp_path / "empty").mkdir()
-    assert cli.main([*command, "--checkpoint", str(tmp_path / "empty")]) == 1
+    assert cli.main([*command, "--checkpoint", str(tmp_path / "empty")]) == 2
     assert "holds no checkpoint" in capsys.readouterr().err
 
 
 def test_wrong_model_kind(runs, capsys):
-    assert cli.main(["eval", "draw", "--checkpoint", str(runs / "aligndraw")]) == 1
+    assert cli.main(["eval", "draw", "--checkpoint", str(runs / "aligndraw")]) == 2
     assert "AlignDRAW, not DRAW" in capsys.readouterr().err
 
 
 def test_aligndraw_needs_captions(tmp_path, capsys):
-    assert train("aligndraw", tmp_path / "run", "--data", "mnist-subset") == 1
+    assert train("aligndraw", tmp_path / "run", "--data", "mnist-subset") == 2
     assert "AlignDRAW needs captions" in capsys.readouterr().err
 
 
 def test_unknown_data_source(tmp_path, capsys):
-    assert train("draw", tmp_path / "run", "--data", "cifar-10") == 1
+    assert train("draw", tmp_path / "run", "--data", "cifar-10") == 2
     assert "neither one of" in capsys.readouterr().err
 
 

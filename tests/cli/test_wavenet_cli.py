@@ -189,19 +189,19 @@ def test_resume_is_exact(run, speech, tmp_path, capsys):
 
 def test_resume_rejects_changed_settings(run, capsys):
     assert cli.main(["train", "wavenet", "--out", str(run), "--resume", "--residual-channels", "16", "--lr", "0.5",
-                     "--conditioning", "mel"]) == 1
+                     "--conditioning", "mel"]) == 2
     err = capsys.readouterr().err
     assert "--residual-channels 16 (the run has 8)" in err and "--lr 0.5" in err
     assert "--conditioning mel (the run has both)" in err and "only --steps may change" in err
 
 
 def test_train_refuses_to_overwrite_a_run(run, speech, capsys):
-    assert train(run, speech, "--steps", "1") == 1
+    assert train(run, speech, "--steps", "1") == 2
     assert "already holds a checkpoint" in capsys.readouterr().err
 
 
 def test_resume_without_checkpoint(tmp_path, capsys):
-    assert cli.main(["train", "wavenet", "--out", str(tmp_path), "--resume"]) == 1
+    assert cli.main(["train", "wavenet", "--out", str(tmp_path), "--resume"]) == 2
     assert "cannot resume" in capsys.readouterr().err
 
 
@@ -231,17 +231,17 @@ def test_corpus_is_synthesised_into_the_data_dir_and_reused(tmp_path, monkeypatc
 def test_missing_checkpoint_is_a_clear_error(tmp_path, capsys, command):
     missing = tmp_path / "nope"
     extra = ["--out", str(tmp_path / "x.wav")] if command == "sample" else []
-    assert cli.main([command, "wavenet", "--checkpoint", str(missing), *extra]) == 1
+    assert cli.main([command, "wavenet", "--checkpoint", str(missing), *extra]) == 2
     err = capsys.readouterr().err
     assert f"checkpoint {missing} does not exist" in err and "fastgen train wavenet" in err
-    assert cli.main([command, "wavenet", "--checkpoint", str(tmp_path), *extra]) == 1
+    assert cli.main([command, "wavenet", "--checkpoint", str(tmp_path), *extra]) == 2
     assert "holds no checkpoint" in capsys.readouterr().err
 
 
 def test_checkpoint_of_another_model(tmp_path, capsys):
     from fastgen.train import save_checkpoint
     save_checkpoint(tmp_path / "checkpoint", torch.nn.Linear(2, 2), {"run_format": 1, "kind": "draw"})
-    assert cli.main(["eval", "wavenet", "--checkpoint", str(tmp_path)]) == 1
+    assert cli.main(["eval", "wavenet", "--checkpoint", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "not written by `fastgen train wavenet`" in err and "draw" in err
 
@@ -255,7 +255,7 @@ def test_checkpoint_of_another_model(tmp_path, capsys):
 ])
 def test_bad_sample_settings(run, tmp_path, capsys, args, problem):
     wav = tmp_path / "x.wav"
-    assert cli.main(["sample", "wavenet", "--checkpoint", str(run), "--out", str(wav), *args]) == 1
+    assert cli.main(["sample", "wavenet", "--checkpoint", str(run), "--out", str(wav), *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("fastgen sample:") and problem in err
     assert not wav.exists()
@@ -265,11 +265,11 @@ def test_corrupt_mel_source_wav(run, tmp_path, capsys):
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk")
     assert cli.main(["sample", "wavenet", "--checkpoint", str(run), "--out", str(tmp_path / "x.wav"),
-                     "--mel-from", str(bad)]) == 1
+                     "--mel-from", str(bad)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("fastgen sample:") and str(bad) in err
     assert cli.main(["sample", "wavenet", "--checkpoint", str(run), "--out", str(tmp_path / "x.wav"),
-                     "--mel-from", str(tmp_path / "missing.wav")]) == 1
+                     "--mel-from", str(tmp_path / "missing.wav")]) == 2
     assert "no such file" in capsys.readouterr().err
 
 
@@ -278,10 +278,10 @@ def test_conditioning_the_model_does_not_have(tmp_path, speech, capsys):
     assert train(out, speech, "--steps", "1", "--conditioning", "none") == 0
     capsys.readouterr()
     wav = tmp_path / "x.wav"
-    assert cli.main(["sample", "wavenet", "--checkpoint", str(out), "--out", str(wav), "--speaker", "0"]) == 1
+    assert cli.main(["sample", "wavenet", "--checkpoint", str(out), "--out", str(wav), "--speaker", "0"]) == 2
     assert "not conditioned on speakers" in capsys.readouterr().err
     assert cli.main(["sample", "wavenet", "--checkpoint", str(out), "--out", str(wav), "--mel-from",
-                     str(speech / "bob" / "u0.wav")]) == 1
+                     str(speech / "bob" / "u0.wav")]) == 2
     assert "not conditioned on mels" in capsys.readouterr().err
     # an unconditional model samples fine, and --png compares it with a real test utterance
     png = tmp_path / "x.png"
@@ -294,7 +294,7 @@ def test_corrupt_wav_in_the_data_folder(tmp_path, speech, capsys):
     data = tmp_path / "data"
     shutil.copytree(speech, data)
     (data / "bob" / "u3.wav").write_bytes(b"not a wav at all")
-    assert train(tmp_path / "r", data, "--steps", "1") == 1
+    assert train(tmp_path / "r", data, "--steps", "1") == 2
     err = capsys.readouterr().err
     assert err.startswith("fastgen train:") and "u3.wav" in err and "not a readable PCM WAV" in err
 
@@ -305,20 +305,20 @@ def test_corrupt_wav_in_the_data_folder(tmp_path, speech, capsys):
     (["--kernel-size", "1"], "kernel_size must be an int >= 2"),
 ])
 def test_bad_training_settings(tmp_path, speech, capsys, args, problem):
-    assert train(tmp_path / "r", speech, "--steps", "1", *args) == 1
+    assert train(tmp_path / "r", speech, "--steps", "1", *args) == 2
     assert problem in capsys.readouterr().err
     assert not (tmp_path / "r" / "checkpoint").exists()
 
 
 def test_unknown_data_and_out_suffix(tmp_path, run, capsys):
-    assert cli.main(["train", "wavenet", "--out", str(tmp_path / "r"), "--data", str(tmp_path / "nowhere")]) == 1
+    assert cli.main(["train", "wavenet", "--out", str(tmp_path / "r"), "--data", str(tmp_path / "nowhere")]) == 2
     assert "neither 'corpus'" in capsys.readouterr().err
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert cli.main(["train", "wavenet", "--out", str(tmp_path / "r"), "--data", str(empty)]) == 1
+    assert cli.main(["train", "wavenet", "--out", str(tmp_path / "r"), "--data", str(empty)]) == 2
     assert "no WAV files" in capsys.readouterr().err
-    assert cli.main(["sample", "wavenet", "--checkpoint", str(run), "--out", str(tmp_path / "x.mp3")]) == 1
-    assert "give a .wav name" in capsys.readouterr().err
+    assert cli.main(["sample", "wavenet", "--checkpoint", str(run), "--out", str(tmp_path / "x.mp3")]) == 2
+    assert "written as .wav or .wave" in capsys.readouterr().err
 
 
 def test_help_lists_wavenet(capsys):
