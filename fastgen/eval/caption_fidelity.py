@@ -1,14 +1,17 @@
 """AlignDRAW caption fidelity: does each generated image show the digits its caption names, where the
 caption puts them?
 
-Protocol (issue #3): take the captions of a MnistCaptions split ("test": combinations seen in
-training, new digit images; "heldout": (template, digit) combinations never seen in training), draw
-``samples_per_caption`` images per caption from the model's learned prior (the Bernoulli means
-sigmoid(c_T), as ``fastgen sample`` shows them), and for every digit the caption names, classify the
-28x28 box where the caption's template puts it with :class:`~fastgen.eval.DigitClassifier`. A digit
-is correct when the classifier's label equals the named digit. The fidelity is the fraction of named
-digits that are correct (1 digit per corner caption, 2 per side-by-side / stacked caption); the
-fraction of images with every named digit correct is reported as well.
+Protocol (issue #3): take the captions of a MnistCaptions split ("val" and "test": combinations seen
+in training, on digit images of their own pools; "heldout": (template, digit) combinations never seen
+in training, on test-pool digits), draw ``samples_per_caption`` images per caption from the model's
+learned prior (the Bernoulli means sigmoid(c_T), as ``fastgen sample`` shows them), and for every
+digit the caption names, classify the 28x28 box where the caption's template puts it with
+:class:`~fastgen.eval.DigitClassifier`. A digit is correct when the classifier's label equals the
+named digit. The fidelity is the fraction of named digits that are correct (1 digit per corner
+caption, 2 per side-by-side / stacked caption); the fraction of images with every named digit
+correct is reported as well. Whatever a reported figure depends on (the checkpoint, the
+localisation variant below) is chosen on "val" (:mod:`fastgen.eval.selection`); "test" and
+"heldout" are read once, for the chosen model.
 
 Localisation: the data generator places each digit's 28x28 box with its top-left corner uniform in
 the template's ranges (:data:`fastgen.data.captions.PLACEMENT`, e.g. rows 16..18 and columns 0..4
@@ -24,10 +27,9 @@ scorer crops a 28x28 box at every corner of those ranges widened by ``margin`` p
 * "centre": the single box at the centre of the range (cheapest; least forgiving of a misplaced
   digit, but the best on real canvases, whose digits are always inside the range).
 
-On the real test canvases (the oracle below, classifier of 97.1% test-pool accuracy) the three score
-96.7 / 96.6 / 96.2% ("average", margins 1 / 2 / 3), 96.6 / 96.2 / 95.3% ("confident") and 97.3%
-("centre"). "average" with margin 2 is the default: nearly as good on real canvases and tolerant of
-digits drawn a couple of pixels outside the range.
+"average" with margin 2 is the default (tolerant of digits drawn a couple of pixels outside the
+range); :func:`fastgen.eval.selection.choose_scorer` picks the variant whose oracle score on the real
+validation canvases is highest.
 
 For a two-digit caption each slot is searched in its own range, so "A left of B" is only right when
 A is found on the left AND B on the right: a picture with the two digits swapped scores ~0 unless

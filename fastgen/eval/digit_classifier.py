@@ -187,6 +187,11 @@ def evaluate_classifier(model: DigitClassifier, images: Tensor, labels: Tensor) 
     return {"accuracy": float(correct.float().mean()), "n": int(len(labels)), "per_digit": per_digit}
 
 
+def pool_accuracy(model: DigitClassifier, pool: str, pool_seed: int = 0) -> dict:
+    """:func:`evaluate_classifier` on one digit pool ("val" for model selection, "test" once)."""
+    return evaluate_classifier(model, *pool_digits(pool, pool_seed))
+
+
 def train_classifier(settings: Optional[ClassifierSettings] = None,
                      log: Optional[Callable[[str], None]] = None,
                      images=None, labels=None) -> tuple[DigitClassifier, dict]:
@@ -302,5 +307,5 @@ def load_or_train_classifier(settings: Optional[ClassifierSettings] = None,
 
 
 __all__ = ["ClassifierSettings", "DigitClassifier", "classifier_cache_dir", "evaluate_classifier",
-           "load_classifier", "load_or_train_classifier", "pool_digits", "save_classifier",
+           "load_classifier", "load_or_train_classifier", "pool_accuracy", "pool_digits", "save_classifier",
            "train_classifier"]

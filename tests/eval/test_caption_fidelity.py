@@ -219,15 +219,26 @@ def test_cli_eval_fidelity(classifier, tmp_path, capsys):
     assert cli.main(["train", "aligndraw", "--out", str(run), *tiny, "--max-train", "64", "--batch-size", "32",
                      "--max-test", "16", "--epochs", "1"]) == 0
     out = tmp_path / "eval.json"
-    assert cli.main(["eval", "aligndraw", "--checkpoint", str(run), "--max-test", "16", "--fidelity",
-                     "--samples-per-caption", "2", "--max-captions", "5", "--out", str(out)]) == 0
+    common = ["eval", "aligndraw", "--checkpoint", str(run), "--max-test", "16", "--fidelity",
+              "--samples-per-caption", "2", "--max-captions", "5", "--out", str(out)]
+    assert cli.main(common) == 0  # validation captions unless the test split is asked for
     printed = capsys.readouterr().out
-    assert "caption fidelity" in printed and "test captions (model samples)" in printed
-    assert "heldout captions (model samples)" in printed
+    assert "caption fidelity on the val captions" in printed and "val captions (model samples)" in printed
+    assert "test captions" not in printed and "heldout captions" not in printed
+    fid = json.loads(out.read_text())["fidelity"]
+    assert set(fid) == {"metric", "classifier", "oracle_val", "val"}
+    assert fid["val"]["n_captions"] == 5 and fid["val"]["n_images"] == 10 and fid["val"]["split"] == "val"
+    assert fid["classifier"]["n_val"] == 500 and 0.9 <= fid["classifier"]["val_accuracy"] <= 1
+
+    assert cli.main(common + ["--fidelity-split", "test", "--localisation", "centre", "--margin", "0"]) == 0
+    printed = capsys.readouterr().out
+    assert "test captions (model samples)" in printed and "heldout captions (model samples)" in printed
     report = json.loads(out.read_text())
     fid = report["fidelity"]
+    assert set(fid) == {"metric", "classifier", "oracle_test", "test", "heldout"}
     assert fid["test"]["n_captions"] == 5 and fid["test"]["n_images"] == 10
     assert fid["heldout"]["samples_per_caption"] == 2
+    assert fid["test"]["settings"]["method"] == "centre" and fid["test"]["settings"]["margin"] == 0
     assert fid["oracle_test"]["n_captions"] == 5 and 0.9 <= fid["classifier"]["test_accuracy"] <= 1
     assert "value" in report  # the NLL bound is still there
     with pytest.raises(SystemExit):
