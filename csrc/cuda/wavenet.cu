@@ -1,13 +1,8 @@
 // Persistent CUDA kernel for cached WaveNet generation (see wavenet.cuh for the contract).
 //
-// NOT YET RUN ON HARDWARE: written and compile-checked (nvcc, sm_80 and sm_90) on a machine without a
-// GPU. tests/gpu/test_wavenet_gpu.py compares it with the CPU kernel and the plain-PyTorch reference
-// token for token; run it where a GPU exists before trusting this file. What was checked without a GPU:
-// this kernel's source, compiled verbatim as host C++ against an emulation of the CUDA runtime (one
-// std::thread per CUDA thread, std::barrier for __syncthreads and the warp intrinsics, poisoned shared
-// memory), gave the CPU kernel's tokens and cache state and passed tests/gpu/test_wavenet_gpu.py's
-// logic (fp32/bf16, both weight placements, k = 2 and 3, conditioning, streaming, lengths). That says
-// nothing about CUDA-only faults (memory-model surprises, launch configuration, performance).
+// Run on hardware once (H200, 2026-11-29): tests/gpu/test_wavenet_gpu.py gave the CPU kernel's and the
+// plain-PyTorch reference's tokens and cache state, token for token (fp32/bf16, both weight placements,
+// k = 2 and 3, conditioning, streaming, lengths); benchmarks/results/gpu.md has its speed.
 //
 // Shape of the work (the baseline of NVIDIA's nv-wavenet "persistent" design):
 // - One launch generates all n samples: one thread block per batch row (rows are independent, so
