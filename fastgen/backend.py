@@ -26,6 +26,8 @@ import contextvars
 import os
 from typing import Iterator
 
+import torch
+
 BACKENDS = ("auto", "reference", "cpu", "triton", "cuda")
 
 def _validate(name: str) -> str:
@@ -39,6 +41,9 @@ _process_default = _validate(os.environ.get("FASTGEN_BACKEND", "auto"))
 _override: contextvars.ContextVar[str] = contextvars.ContextVar("fastgen_backend")
 
 
+# torch.compile cannot trace a ContextVar read; the backend is fixed when a graph is captured (as the
+# global it replaced was), so the compiler takes the value read at trace time as a constant.
+@torch.compiler.assume_constant_result
 def get_backend() -> str:
     """The backend in force in this context: the innermost use_backend, else the process default."""
     return _override.get(_process_default)
