@@ -77,10 +77,17 @@ def test_past_the_bounds_every_value_is_finite_and_matches_the_twin(dtype):
     fast = read_write(ops.attention_read, ops.attention_write, x.to(dtype), w.to(dtype), params.to(dtype), N, H, W,
                       grads)
     exact = read_write(ref.attention_read, ref.attention_write, x, w, params, N, H, W, grads)
-    tol = 1e-5 if dtype == torch.float32 else 1e-11
+    # Needle-thin and uniform filters on the bounds make parameter gradients ill-conditioned: as in
+    # test_attention.py's extreme test (where the float32 twin is off by ~1e-3), 1e-3, or twice the error of the
+    # reference itself computed in float32 where that is larger.
+    same_dtype = read_write(ref.attention_read, ref.attention_write, x.to(dtype), w.to(dtype), params.to(dtype),
+                            N, H, W, grads)
     for key in exact:
         assert torch.isfinite(exact[key]).all(), f"reference {key} not finite"
         assert torch.isfinite(fast[key]).all(), f"{key} not finite (seed {gen.initial_seed()})"
+        tol = 1e-11 if dtype == torch.float64 else max(
+            1e-3, 2 * max(float((same_dtype[key][b].double() - exact[key][b]).norm() / exact[key][b].norm().clamp_min(1e-300))
+                          for b in range(B)))
         assert_close_per_example(fast[key], exact[key], tol, key, gen.initial_seed())
     # A clamped parameter gets no gradient, in both.
     mask = outside(params)
