@@ -2,12 +2,15 @@
 
 Backends:
   "auto"       the fastest available for the tensors' device (cpu kernel on CPU; cuda kernel if it
-               was built, else triton, on a GPU)
+               was built, else triton, on a GPU; else the reference)
   "reference"  the plain-PyTorch twin in fastgen.reference (ground truth, slow)
   "cpu"        the C++ kernels in fastgen._C (CPU tensors only)
-  "triton"     the Triton kernels (CUDA tensors, or any tensor under TRITON_INTERPRET=1)
+  "triton"     the Triton kernels (CUDA tensors, or CPU tensors under TRITON_INTERPRET=1 for ops
+               whose Triton kernel runs there)
   "cuda"       the hand-written CUDA kernels (CUDA tensors, only when built with CUDA)
-The environment variable FASTGEN_BACKEND sets the initial process default.
+fastgen.ops._route applies the choice, by one rule for every op (what "auto" falls back to, what an
+explicit choice that cannot run raises). The environment variable FASTGEN_BACKEND sets the initial
+process default.
 
 set_backend changes the process default; use_backend overrides it for the enclosed block in the
 current context only (a contextvars variable), so threads and asyncio tasks that choose different

@@ -27,6 +27,14 @@ def assert_rel_close(actual: torch.Tensor, expected: torch.Tensor, tol: float, w
     assert rel < tol, msg
 
 
+def rel_err(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    """‖actual − expected‖ / ‖expected‖ in float64 (the norm of the difference where expected is 0)."""
+    a, e = actual.detach().cpu().double(), expected.detach().cpu().double()
+    denom = e.norm().item()
+    diff = (a - e).norm().item()
+    return diff / denom if denom > 0 else diff
+
+
 @contextlib.contextmanager
 def poisoned_empty():
     """Make torch.empty & co. return NaN-filled memory, so an output element a kernel never writes fails."""

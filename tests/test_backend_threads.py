@@ -10,7 +10,7 @@ import torch
 import fastgen
 from fastgen import backend
 from fastgen.models import DRAW, DRAWConfig
-from fastgen.models import draw as draw_module
+from fastgen.models.draw import family as draw_module  # core_applies asks for the backend first
 from fastgen.ops import attention as attention_ops
 from tests.helpers import fresh_generator
 from tests.threads import TIMEOUT_S, run_threads

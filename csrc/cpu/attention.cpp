@@ -8,7 +8,7 @@
 
 #include "attention_kernels.h"
 #include "fastgen/checks.h"
-#include "fastgen/cpu_features.h"
+#include "fastgen/isa_dispatch.h"
 
 namespace fastgen {
 namespace cpu {
@@ -16,9 +16,7 @@ namespace {
 
 template <typename T>
 const AttentionKernels<T>& kernels() {
-  static const AttentionKernels<T> table =
-      cpu_has_avx2_fma() ? avx2::attention_kernels<T>() : generic::attention_kernels<T>();
-  return table;
+  return isa_table<&avx2::attention_kernels<T>, &generic::attention_kernels<T>>();
 }
 
 ImageStrides image_strides(const at::Tensor& t) {

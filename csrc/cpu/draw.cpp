@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "draw_kernels.h"
-#include "fastgen/cpu_features.h"
+#include "fastgen/isa_dispatch.h"
 
 namespace fastgen {
 namespace cpu {
@@ -18,8 +18,7 @@ namespace {
 
 template <typename T>
 const DrawKernels<T>& kernels() {
-  static const DrawKernels<T> table = cpu_has_avx2_fma() ? avx2::draw_kernels<T>() : generic::draw_kernels<T>();
-  return table;
+  return isa_table<&avx2::draw_kernels<T>, &generic::draw_kernels<T>>();
 }
 
 void check_shape(const at::Tensor& t, const char* name, at::IntArrayRef shape, const at::Tensor& like) {

@@ -6,7 +6,7 @@
 #include <torch/library.h>
 
 #include "fastgen/checks.h"
-#include "fastgen/cpu_features.h"
+#include "fastgen/isa_dispatch.h"
 #include "lstm_kernels.h"
 
 namespace fastgen {
@@ -15,8 +15,7 @@ namespace {
 
 template <typename T>
 const LstmKernels<T>& kernels() {
-  static const LstmKernels<T> table = cpu_has_avx2_fma() ? avx2::lstm_kernels<T>() : generic::lstm_kernels<T>();
-  return table;
+  return isa_table<&avx2::lstm_kernels<T>, &generic::lstm_kernels<T>>();
 }
 
 // c [B, D] (float32 or float64) and the per-row tensor `name` [B, width * D] of c's dtype and device

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "fastgen/cpu_features.h"
+#include "fastgen/isa_dispatch.h"
 #include "vector_math_kernels.h"
 
 namespace fastgen {
@@ -14,8 +15,7 @@ namespace cpu {
 namespace {
 
 const VectorMathKernels& kernels() {
-  static const VectorMathKernels table = cpu_has_avx2_fma() ? avx2::vector_math_kernels() : generic::vector_math_kernels();
-  return table;
+  return isa_table<&avx2::vector_math_kernels, &generic::vector_math_kernels>();
 }
 
 at::Tensor exp_nonpositive(const at::Tensor& x) {

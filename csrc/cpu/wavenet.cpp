@@ -7,7 +7,7 @@
 #include <optional>
 #include <vector>
 
-#include "fastgen/cpu_features.h"
+#include "fastgen/isa_dispatch.h"
 #include "fastgen/wavenet_checks.h"
 #include "wavenet_kernels.h"
 
@@ -17,9 +17,7 @@ namespace {
 
 template <typename W>
 const WaveNetKernels<W>& kernels() {
-  static const WaveNetKernels<W> table =
-      cpu_has_avx2_fma() ? avx2::wavenet_kernels<W>() : generic::wavenet_kernels<W>();
-  return table;
+  return isa_table<&avx2::wavenet_kernels<W>, &generic::wavenet_kernels<W>>();
 }
 
 at::Tensor wavenet_generate(at::Tensor& queues, at::Tensor& positions, at::Tensor& last_tokens,

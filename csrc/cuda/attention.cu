@@ -22,6 +22,7 @@
 #include "attention.cuh"
 
 #include "fastgen/attention_math.h"
+#include "fastgen/cuda_launch.h"
 
 namespace fastgen {
 namespace cuda {
@@ -372,16 +373,12 @@ __global__ void __launch_bounds__(kThreads)
 // default 48 KB when needed, and launches.
 template <typename... KArgs, typename... Args>
 cudaError_t launch(void (*kernel)(KArgs...), dim3 grid, size_t smem, cudaStream_t stream, Args... args) {
-  int dev = 0, optin = 0;
-  cudaError_t e = cudaGetDevice(&dev);
+  size_t optin = 0;
+  cudaError_t e = current_optin_shared_bytes(&optin);
   if (e != cudaSuccess) return e;
-  e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+  if (smem > optin) return cudaErrorInvalidValue;
+  e = allow_shared_bytes(kernel, smem);
   if (e != cudaSuccess) return e;
-  if (smem > size_t(optin)) return cudaErrorInvalidValue;
-  if (smem > 48 * 1024) {
-    e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
-    if (e != cudaSuccess) return e;
-  }
   kernel<<<grid, kThreads, smem, stream>>>(args...);
   return cudaGetLastError();
 }

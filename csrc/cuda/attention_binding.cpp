@@ -3,8 +3,8 @@
 // CUDA torch, or CMake when the torch_cuda target exists); the kernels themselves are torch-free.
 //
 // The checks shared with the CPU binding come from fastgen/checks.h, so a bad call fails with the same
-// message on either device; this file adds only what is CUDA-specific (device, int-sized dimensions,
-// the shared memory a block needs).
+// message on either device, and those shared by the CUDA bindings (device, shared memory, launch) from
+// fastgen/cuda_checks.h; this file adds only the attention kernels' own limits (int-sized dimensions).
 // Only c10's CUDA headers (no ATen/cuda/CUDAContext.h): nothing here needs cuBLAS & co.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
@@ -19,6 +19,7 @@
 
 #include "attention.cuh"
 #include "fastgen/checks.h"
+#include "fastgen/cuda_checks.h"
 
 namespace fastgen {
 namespace cuda {
@@ -42,25 +43,17 @@ typename CudaScalar<S>::type* out_ptr(at::Tensor& t) {
 // CUDA-only conditions, checked after the shared ones. Returns the kernels' shape struct.
 AttentionShape cuda_shape(const char* op, const at::Tensor& t, const char* name, int64_t H, int64_t W, int64_t N,
                           AttentionKernel kernel) {
-  TORCH_CHECK(t.is_cuda(), op, ": ", name, " must be a CUDA tensor for the CUDA kernel, got ", t.device());
+  check_cuda_tensor(op, t, name);
   constexpr int64_t kIntMax = std::numeric_limits<int>::max();
   TORCH_CHECK(H <= kIntMax && W <= kIntMax && N <= kIntMax, op, ": sizes must fit a 32-bit int for the CUDA kernel, got H=",
               H, " W=", W, " N=", N);
   const AttentionShape s{t.size(0), t.size(1), static_cast<int>(H), static_cast<int>(W), static_cast<int>(N)};
   // Filterbanks and per-channel products live in shared memory: N (H + W) and a few N x W buffers.
   const size_t acc_bytes = t.scalar_type() == at::kDouble ? sizeof(double) : sizeof(float);
-  const size_t need = attention_shared_bytes(kernel, s, acc_bytes);
-  int have = 0;
-  const cudaError_t err = cudaDeviceGetAttribute(&have, cudaDevAttrMaxSharedMemoryPerBlockOptin, t.get_device());
-  TORCH_CHECK(err == cudaSuccess, op, ": cannot query the device's shared memory: ", cudaGetErrorString(err));
-  TORCH_CHECK(need <= static_cast<size_t>(have), op, ": the CUDA kernel needs ", need, " bytes of shared memory per block for N=", N,
-              ", H=", H, ", W=", W, " in ", t.scalar_type(), ", but the device allows ", have,
-              "; use a smaller N or image, or another backend (fastgen.set_backend('triton'))");
+  check_shared_memory(op, attention_shared_bytes(kernel, s, acc_bytes), t.get_device(),
+                      c10::str("N=", N, ", H=", H, ", W=", W, " in ", t.scalar_type()),
+                      "use a smaller N or image, or another backend (fastgen.set_backend('triton'))");
   return s;
-}
-
-void check_launch(const char* op, cudaError_t err) {
-  TORCH_CHECK(err == cudaSuccess, op, ": CUDA kernel launch failed: ", cudaGetErrorString(err));
 }
 
 at::Tensor read_forward(const at::Tensor& x_in, const at::Tensor& params_in, int64_t N) {

@@ -33,6 +33,7 @@
 // The per-element rules are the shared ones of fastgen/wavenet_math.h: ring_slot, gated_unit, pad8.
 #include "wavenet.cuh"
 
+#include "fastgen/cuda_launch.h"
 #include "fastgen/wavenet_math.h"
 
 namespace fastgen {
@@ -428,10 +429,8 @@ __global__ void __launch_bounds__(kThreads, 2) wavenet_generate_kernel(const __g
 template <typename W, bool kWeightsInShared>
 cudaError_t launch_kernel(const WaveNetParamsCuda& p, size_t smem, cudaStream_t stream) {
   auto kernel = &wavenet_generate_kernel<W, kWeightsInShared>;
-  if (smem > 48 * 1024) {
-    const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
-    if (e != cudaSuccess) return e;
-  }
+  const cudaError_t e = allow_shared_bytes(kernel, smem);
+  if (e != cudaSuccess) return e;
   kernel<<<dim3(unsigned(p.B)), kThreads, smem, stream>>>(p);
   return cudaGetLastError();
 }
@@ -448,18 +447,19 @@ cudaError_t launch_wavenet_generate(const WaveNetParamsCuda& p, cudaStream_t str
   if (p.B > 0x7fffffff || p.L < 1 || p.L > kWaveNetMaxLayers || p.k < 2 || p.C < 2 || p.R < 1 || p.S < 1 ||
       p.H < 1)
     return cudaErrorInvalidValue;
-  int dev = 0, optin = 0, sms = 0;
+  int dev = 0, sms = 0;
   cudaError_t e = cudaGetDevice(&dev);
   if (e != cudaSuccess) return e;
-  e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+  size_t optin = 0;
+  e = optin_shared_bytes(dev, &optin);
   if (e != cudaSuccess) return e;
   e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
   if (e != cudaSuccess) return e;
   const size_t scratch = wavenet_shared_bytes(p, false), all = wavenet_shared_bytes(p, true);
   bool in_shared = false;
-  if (p.placement != WaveNetWeightPlacement::kGlobal && all <= size_t(optin))
+  if (p.placement != WaveNetWeightPlacement::kGlobal && all <= optin)
     in_shared = p.placement == WaveNetWeightPlacement::kShared || p.B <= sms;
-  if (!in_shared && scratch > size_t(optin)) return cudaErrorInvalidValue;
+  if (!in_shared && scratch > optin) return cudaErrorInvalidValue;
   const size_t smem = in_shared ? all : scratch;
   if (p.weight_type == WaveNetWeightType::kBFloat16)
     return in_shared ? launch_kernel<uint16_t, true>(p, smem, stream) : launch_kernel<uint16_t, false>(p, smem, stream);

@@ -19,6 +19,7 @@
 #include <limits>
 #include <optional>
 
+#include "fastgen/cuda_checks.h"
 #include "fastgen/wavenet_checks.h"
 #include "fastgen/wavenet_math.h"
 #include "wavenet.cuh"
@@ -42,8 +43,7 @@ WaveNetWeightPlacement placement_from_env() {
 at::Tensor wavenet_generate(at::Tensor& queues, at::Tensor& positions, at::Tensor& last_tokens,
                             at::TensorList weights, at::IntArrayRef dilations, const std::optional<at::Tensor>& cond,
                             const at::Tensor& uniforms, const at::Tensor& lengths, double temperature) {
-  TORCH_CHECK(queues.is_cuda(), "wavenet_generate: the CUDA kernel needs CUDA tensors, got queues on ",
-              queues.device());
+  check_cuda_tensor("wavenet_generate", queues, "queues");
   const WaveNetCall c = check_wavenet_args(queues, positions, last_tokens, weights, dilations, cond, uniforms, lengths,
                                            temperature, kWaveNetMaxLayers);
   const int64_t B = c.B, n = c.n, C = c.C, R = c.R, S = c.S, H = c.H, L = c.L, k = c.k;
@@ -102,16 +102,11 @@ at::Tensor wavenet_generate(at::Tensor& queues, at::Tensor& positions, at::Tenso
   if (B == 0 || n == 0) return out;
 
   // The per-row scratch (activations, partial sums, ring slots) lives in shared memory.
-  const size_t need = wavenet_shared_bytes(p, false);
-  int have = 0;
-  const cudaError_t err = cudaDeviceGetAttribute(&have, cudaDevAttrMaxSharedMemoryPerBlockOptin, device.index());
-  TORCH_CHECK(err == cudaSuccess, "wavenet_generate: cannot query the device's shared memory: ", cudaGetErrorString(err));
-  TORCH_CHECK(need <= static_cast<size_t>(have), "wavenet_generate: the CUDA kernel needs ", need,
-              " bytes of shared memory per block for C=", C, ", R=", R, ", S=", S, ", H=", H, ", L=", L, ", k=", k,
-              ", but the device allows ", have, "; use the 'triton' or 'cpu' backend for this model");
-
-  const cudaError_t launched = launch_wavenet_generate(p, c10::cuda::getCurrentCUDAStream(device.index()).stream());
-  TORCH_CHECK(launched == cudaSuccess, "wavenet_generate: CUDA kernel launch failed: ", cudaGetErrorString(launched));
+  check_shared_memory("wavenet_generate", wavenet_shared_bytes(p, false), device.index(),
+                      c10::str("C=", C, ", R=", R, ", S=", S, ", H=", H, ", L=", L, ", k=", k),
+                      "use the 'triton' or 'cpu' backend for this model");
+  check_launch("wavenet_generate",
+               launch_wavenet_generate(p, c10::cuda::getCurrentCUDAStream(device.index()).stream()));
   return out;
 }
 

@@ -1,10 +1,10 @@
-"""Benchmark harness: timing (warm-up, median + IQR), thread control, measured machine floors,
-and the per-family benchmarks that produce the markdown tables in benchmarks/results/.
+"""Benchmark harness: timing (warm-up, median + IQR), thread control, measured machine floors. Each
+family's benchmark is its own module (attention, draw, wavenet), reached through the family table
+(``fastgen bench <family>``, fastgen.recipes.registry); gpu.py runs every family's GPU section.
 
-    from fastgen.benchmarking import run_attention_benchmark
+    from fastgen.benchmarking.attention import run_attention_benchmark
     print(run_attention_benchmark(threads=(1, 2), quick=True))
 """
-from fastgen.benchmarking.attention import attention_results, run_attention_benchmark
 from fastgen.benchmarking.timing import (
     DEFAULT_TIMING,
     QUICK_TIMING,
@@ -19,5 +19,5 @@ from fastgen.benchmarking.timing import (
 
 __all__ = [
     "DEFAULT_TIMING", "QUICK_TIMING", "MachineFloors", "Timing", "TimingConfig", "machine_line",
-    "measure_floors", "threads", "time_call", "attention_results", "run_attention_benchmark",
+    "measure_floors", "threads", "time_call",
 ]

@@ -7,11 +7,11 @@ Rows (the paper's MNIST model: 28x28, T=64, LSTMs of 256, z of 100, read 2x2, wr
                     (what DRAW.sample runs on the cpu backend)
   train step, B=64  loss + backward on binarised images: the model on the reference backend (plain
                     nn.LSTMCell / nn.Linear and reference attention) vs the cpu backend
-                    (fastgen.models.draw_bptt's hand-written core: the attention kernels, the
+                    (fastgen.models.draw.bptt's hand-written core: the attention kernels, the
                     fused LSTM pointwise op, per-sequence weight gradients)
   AlignDRAW train step, B=64
                     the same for AlignDRAW's paper configuration (60x60, T=32, LSTMs of 300, z of
-                    150, read and write 8x8) on random captions (fastgen.models.aligndraw_bptt)
+                    150, read and write 8x8) on random captions (fastgen.models.aligndraw.bptt)
 Floor for sampling: the decoder weights (4D x (Z + D) floats, 1.46 MB for this model) are read once
 per step, so T times that many bytes at the read bandwidth measured for a working set of that size.
 """

@@ -1,31 +1,28 @@
 """Every GPU path beside plain PyTorch on the same GPU, in one run (`fastgen bench gpu`,
-benchmarks/gpu.py). Sections:
+benchmarks/gpu.py): one section per family that has one (its ``gpu_bench``, in the family table's
+order; see fastgen.recipes.registry). Today:
   attention   read -> write forward and forward+backward: eager and torch.compile on CUDA tensors
               against fastgen's CUDA and Triton kernels (fastgen.benchmarking.attention)
+  draw        the paper's DRAW model on the GPU: training step and batch-1 sampling per backend
   wavenet     generation samples/s: the reference queues on the GPU against the persistent CUDA
               kernel (float32 and bfloat16 weights) and the Triton kernel, batch 1, 16, 256
-  draw        the paper's DRAW model on the GPU: training step and batch-1 sampling per backend
 A section that fails is reported in its place (with the traceback); the others still run.
 """
 from __future__ import annotations
 
 import sys
 import traceback
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Optional
 
 import torch
 
-from fastgen.benchmarking import attention, draw, wavenet
-from fastgen.benchmarking.timing import DEFAULT_TIMING, QUICK_TIMING, machine_line
-
-# The attention issue's target case and the AlignDRAW-sized canvas; each shape costs a torch.compile
-# per workload.
-ATTENTION_SHAPES = (attention.Shape(64, 2, 28, 28, 12), attention.Shape(64, 2, 60, 60, 12))
-SECTIONS = ("attention", "wavenet", "draw")
+from fastgen.benchmarking.timing import machine_line
 
 
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+def gpu_sections() -> dict[str, Callable[[bool], str]]:
+    """Section name -> its markdown for ``quick``: the families with a GPU benchmark, in table order."""
+    from fastgen.recipes import registry
+    return {family.name: family.gpu_bench for family in registry.families("gpu")}
 
 
 def _demote(markdown: str) -> str:
@@ -33,40 +30,23 @@ def _demote(markdown: str) -> str:
     return "\n".join("#" + line if line.startswith("#") else line for line in markdown.splitlines()) + "\n"
 
 
-def _attention(quick: bool) -> str:
-    # quick=True only shortens the CPU floor measurement, which a GPU-only table does not show.
-    rows = attention.attention_results(threads=(1,), quick=True, providers=attention.GPU_PROVIDERS,
-                                       shapes=ATTENTION_SHAPES, timing=QUICK_TIMING if quick else DEFAULT_TIMING,
-                                       busy_retries=0, log=_log)
-    return attention.format_attention_markdown(rows, title="Attention on the GPU (read → write)")
-
-
-def _wavenet(quick: bool) -> str:
-    return wavenet.format_gpu_wavenet_markdown(wavenet.gpu_wavenet_results(quick, log=_log))
-
-
-def _draw(quick: bool) -> str:
-    return draw.format_draw_markdown(draw.gpu_draw_results(quick, log=_log)).replace(
-        "# DRAW benchmark (fastgen ops vs reference ops)", "# DRAW on the GPU (backend per row)")
-
-
-_RUN = {"attention": _attention, "wavenet": _wavenet, "draw": _draw}
-
-
-def gpu_report(quick: bool = False, sections: Iterable[str] = SECTIONS,
+def gpu_report(quick: bool = False, sections: Optional[Iterable[str]] = None,
                on_section: Callable[[str], None] = lambda report_so_far: None) -> tuple[str, bool]:
-    """(markdown report, whether every section ran); on_section gets the report after each section."""
+    """(markdown report, whether every section ran) over ``sections`` (names; default: all);
+    on_section gets the report after each section."""
     if not torch.cuda.is_available():
         raise RuntimeError("the GPU benchmark needs a CUDA device; none is visible to torch")
-    unknown = [name for name in sections if name not in _RUN]
+    run = gpu_sections()
+    names = list(run) if sections is None else list(sections)
+    unknown = [name for name in names if name not in run]
     if unknown:
-        raise ValueError(f"unknown GPU benchmark section(s) {unknown}; choose from {', '.join(SECTIONS)}")
+        raise ValueError(f"unknown GPU benchmark section(s) {unknown}; choose from {', '.join(run)}")
     parts = [f"# fastgen on the GPU\n\n- Machine: {machine_line()}\n"]
     ok = True
-    for name in sections:
-        _log(f"[gpu] {name} ...")
+    for name in names:
+        print(f"[gpu] {name} ...", file=sys.stderr, flush=True)
         try:
-            parts.append(_demote(_RUN[name](quick)))
+            parts.append(_demote(run[name](quick)))
         except Exception:  # noqa: BLE001 - one broken section must not lose the others' numbers
             ok = False
             parts.append(f"## {name}: FAILED\n\n```\n{traceback.format_exc()}```\n")

@@ -1,12 +1,14 @@
-"""Complete model definitions, one module per paper.
+"""Complete model definitions, one package per paper (its model, generation driver and training core).
 
-Each module exposes its model, a config dataclass, and ``loss_fn(model, batch, generator)`` for
-fastgen.train.
+Each exposes its model, a config dataclass, and ``loss_fn(model, batch, generator)`` for
+fastgen.train. Every model saves and loads with ``save_pretrained`` / ``from_pretrained``
+(fastgen.models.pretrained).
 """
 from . import aligndraw, draw, wavenet
 from .aligndraw import AlignDRAW, AlignDRAWConfig
 from .draw import DRAW, DRAWConfig
+from .pretrained import Pretrained
 from .wavenet import WaveNet, WaveNetConfig
 
-__all__ = ["AlignDRAW", "AlignDRAWConfig", "DRAW", "DRAWConfig", "WaveNet", "WaveNetConfig", "aligndraw", "draw",
-           "wavenet"]
+__all__ = ["AlignDRAW", "AlignDRAWConfig", "DRAW", "DRAWConfig", "Pretrained", "WaveNet", "WaveNetConfig", "aligndraw",
+           "draw", "wavenet"]

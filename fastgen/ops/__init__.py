@@ -1,6 +1,8 @@
-"""Functional fastgen ops (differentiable, torch.compile-friendly)."""
+"""Functional fastgen ops (differentiable, torch.compile-friendly); fastgen.ops._route is the one rule
+that picks each call's backend."""
 from fastgen.ops.attention import attention_read, attention_write
 from fastgen.ops.draw import draw_generate
 from fastgen.ops.lstm import lstm_cell_pointwise
+from fastgen.ops.wavenet import wavenet_generate
 
-__all__ = ["attention_read", "attention_write", "draw_generate", "lstm_cell_pointwise"]
+__all__ = ["attention_read", "attention_write", "draw_generate", "lstm_cell_pointwise", "wavenet_generate"]

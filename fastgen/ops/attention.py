@@ -9,18 +9,21 @@ exact equations. Each op is registered with torch.library (schema in csrc/regist
 fake implementation here for torch.compile; autograd is registered in C++ (csrc/autograd/), and each
 backward is its own op, which recomputes the filterbanks instead of saving them.
 
-Backends (fastgen.set_backend): "reference" runs the plain-PyTorch twin; "cpu" the C++ kernels;
-"cuda" the CUDA C++ kernels when built; "triton" the Triton kernels (the CUDA implementation of the
-ops when fastgen was built without CUDA C++ kernels, else fastgen.triton.attention's autograd
-functions); "auto" the fastest available for the device.
+Backends (fastgen.set_backend, resolved by fastgen.ops._route's rule): "reference" runs the
+plain-PyTorch twin; "cpu" the C++ kernels (float32, float64); "cuda" the CUDA C++ kernels when built;
+"triton" the Triton kernels (the CUDA implementation of the ops when fastgen was built without CUDA
+C++ kernels, else fastgen.triton.attention's autograd functions); "auto" the fastest available for
+the device.
 """
 from __future__ import annotations
+
+import dataclasses
 
 import torch
 from torch import Tensor
 
 from fastgen import _extension
-from fastgen.backend import get_backend
+from fastgen.ops import _route
 from fastgen.reference import attention as reference
 
 _CPU_DTYPES = (torch.float32, torch.float64)
@@ -85,28 +88,26 @@ def _check_write(w: Tensor, params: Tensor, H: int, W: int, canvas: Tensor | Non
 
 
 # ---------------------------------------------------------------------------------------------
-# backend choice
+# backend choice (fastgen.ops._route): what the ops have, and how each route is called
 
 
-def _resolve_backend(device: torch.device) -> str:
-    backend = get_backend()
-    if backend == "reference":
-        return backend
-    if device.type == "cpu":
-        if backend in ("triton", "cuda"):
-            raise RuntimeError(f"fastgen: the {backend!r} backend runs on CUDA tensors; these are on the CPU")
-        _extension.require("the 'cpu' backend")
-        return "cpu"
-    if device.type != "cuda":
-        raise RuntimeError(f"fastgen: no kernels for device {device}; use the 'reference' backend")
-    if backend == "cpu":
-        raise RuntimeError("fastgen: the 'cpu' backend runs on CPU tensors; these are on CUDA")
-    built_cuda = _extension.has_kernel("attention_read", "CUDA") and not _TRITON_IS_CUDA_KERNEL
-    if backend == "cuda" and not built_cuda:
-        raise RuntimeError("fastgen: the 'cuda' backend needs fastgen built with CUDA kernels (see README)")
-    if backend == "triton" and built_cuda:
-        return "triton"  # the ops' CUDA kernels are the C++ ones: the Triton pair as autograd functions
-    return "compiled"
+# Without CUDA C++ kernels the ops' CUDA slot holds the Triton kernels (registered below), so the
+# C++ ones count as built only when that slot holds something else.
+READ_KERNELS = _route.OpKernels(
+    "attention_read", cpu=_CPU_DTYPES, cuda=_GPU_DTYPES, triton=_GPU_DTYPES,
+    cuda_built=lambda: _extension.has_kernel("attention_read", "CUDA") and not _TRITON_IS_CUDA_KERNEL)
+WRITE_KERNELS = dataclasses.replace(READ_KERNELS, op="attention_write")
+
+
+def _resolve_backend(device: torch.device, kernels: _route.OpKernels = READ_KERNELS,
+                     dtype: torch.dtype | None = None) -> str:
+    """"reference", "triton" (fastgen.triton.attention's autograd functions) or "cpu" / "compiled"
+    (torch.ops.fastgen, whose CUDA slot holds the C++ kernels or, without them, the Triton ones).
+    dtype only words refusals: _check_tensors admits per device exactly the kernels' dtypes."""
+    route = _route.resolve(kernels, device, dtype)
+    if route == "cuda" or (route == "triton" and _TRITON_IS_CUDA_KERNEL):
+        return "compiled"
+    return route
 
 
 # ---------------------------------------------------------------------------------------------
@@ -116,7 +117,7 @@ def _resolve_backend(device: torch.device) -> str:
 def attention_read(x: Tensor, params: Tensor, N: int) -> Tensor:
     """Read an N x N glimpse from every channel of x: gamma * Fy x Fx^T, [B,C,H,W] -> [B,C,N,N]."""
     _check_read(x, params, N)
-    route = _resolve_backend(x.device)
+    route = _resolve_backend(x.device, READ_KERNELS, x.dtype)
     if route == "reference":
         return reference.attention_read(x, params, N)
     if route == "triton":
@@ -129,7 +130,7 @@ def attention_read(x: Tensor, params: Tensor, N: int) -> Tensor:
 def attention_write(w: Tensor, params: Tensor, H: int, W: int, canvas: Tensor | None = None) -> Tensor:
     """Write N x N patches onto H x W images: (1/gamma) Fy^T w Fx, plus canvas when given (fused)."""
     _check_write(w, params, H, W, canvas)
-    route = _resolve_backend(w.device)
+    route = _resolve_backend(w.device, WRITE_KERNELS, w.dtype)
     if route == "reference":
         return reference.attention_write(w, params, H, W, canvas)
     if route == "triton":

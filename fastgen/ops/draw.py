@@ -5,17 +5,19 @@ for T steps in one op call, so batch-1 sampling pays no per-step dispatch or Pyt
                   w_window [5,D], b_window [5], channels, height, width) -> canvas logits [B,C,H,W]
 
 fastgen.models.DRAW.sample uses it when no gradient is needed; fastgen.reference.draw states the
-computation. CPU only (float32, float64); not differentiable (sampling).
+computation. One C++ CPU kernel (float32, float64), routed by fastgen.ops._route: anything else
+runs the twin under "auto"; not differentiable (sampling).
 """
 from __future__ import annotations
-
 
 import torch
 from torch import Tensor
 
 from fastgen import _extension
-from fastgen.backend import get_backend
+from fastgen.ops import _route
 from fastgen.reference import draw as reference
+
+KERNELS = _route.OpKernels("draw_generate", cpu=(torch.float32, torch.float64))
 
 
 def draw_generate(noise: Tensor, w_ih: Tensor, w_hh: Tensor, bias: Tensor, w_patch: Tensor, b_patch: Tensor,
@@ -23,14 +25,9 @@ def draw_generate(noise: Tensor, w_ih: Tensor, w_hh: Tensor, bias: Tensor, w_pat
     """canvas logits c_T of DRAW's generative pass from pre-drawn noise (see the module docstring)."""
     if not isinstance(noise, Tensor) or noise.dim() != 3:
         raise ValueError(f"draw_generate: noise must be a [T, B, Z] tensor, got {getattr(noise, 'shape', noise)!r}")
-    backend = get_backend()
-    if backend == "reference":
+    if _route.resolve(KERNELS, noise.device, noise.dtype) == "reference":
         return reference.draw_generate(noise, w_ih, w_hh, bias, w_patch, b_patch, w_window, b_window,
                                        channels, height, width)
-    if noise.device.type != "cpu" or backend not in ("auto", "cpu"):
-        raise RuntimeError(f"draw_generate: only the 'cpu' and 'reference' backends exist (CPU tensors); "
-                           f"got backend {backend!r} with tensors on {noise.device}")
-    _extension.require("draw_generate")
     return torch.ops.fastgen.draw_generate(noise, w_ih, w_hh, bias, w_patch, b_patch, w_window, b_window,
                                            channels, height, width)
 

@@ -6,7 +6,8 @@ Unfused, the update is ~10 elementwise kernels forward and as many autograd node
 at DRAW's 64 x 256 cells cost more than the arithmetic. The CPU kernel does it in one pass each way:
 the forward also stores the five activations, so the backward is a few multiplies per element
 (csrc/cpu/lstm_kernels_impl.h). There is no GPU kernel: CUDA tensors, like the "reference"
-backend, run the twin.
+backend, run the twin (fastgen.ops._route: "cuda" and "triton" do not concern this op, while "cpu"
+on CUDA tensors or on a dtype other than float32/float64 raises).
 """
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ import torch
 from torch import Tensor
 
 from fastgen import _extension
-from fastgen.backend import get_backend
+from fastgen.ops import _route
 from fastgen.reference import lstm as reference
+
+KERNELS = _route.OpKernels("lstm_cell_pointwise", cpu=(torch.float32, torch.float64))
 
 
 def _check(gates: Tensor, c: Tensor) -> None:
@@ -36,9 +39,7 @@ def _check(gates: Tensor, c: Tensor) -> None:
 def lstm_cell_pointwise(gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
     """(h', c') = nn.LSTMCell's update from its pre-activation gates (order i, f, g, o) and cell c."""
     _check(gates, c)
-    use_kernel = (get_backend() != "reference" and c.device.type == "cpu"
-                  and c.dtype in (torch.float32, torch.float64) and _extension.available())
-    if not use_kernel:
+    if _route.resolve(KERNELS, c.device, c.dtype) == "reference":
         return reference.lstm_cell_pointwise(gates, c)
     h, c_out, _activations = torch.ops.fastgen.lstm_cell_pointwise(gates, c)
     return h, c_out
@@ -48,8 +49,9 @@ if _extension.available():
 
     @torch.library.register_fake("fastgen::lstm_cell_pointwise")
     def _(gates, c):
-        return torch.empty_like(c), torch.empty_like(c), c.new_empty(c.shape[0], 5 * c.shape[1])
+        # the kernel returns contiguous tensors whatever c's strides (empty_like would keep them)
+        return c.new_empty(c.shape), c.new_empty(c.shape), c.new_empty(c.shape[0], 5 * c.shape[1])
 
     @torch.library.register_fake("fastgen::lstm_cell_pointwise_backward")
     def _(grad_h, grad_c, act, c):
-        return c.new_empty(c.shape[0], 4 * c.shape[1]), torch.empty_like(c)
+        return c.new_empty(c.shape[0], 4 * c.shape[1]), c.new_empty(c.shape)

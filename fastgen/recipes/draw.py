@@ -57,9 +57,9 @@ from fastgen.models import draw as draw_module
 from fastgen.models.aligndraw import AlignDRAW, AlignDRAWConfig
 from fastgen.models.draw import DRAW, DRAWConfig
 from fastgen.models.config_utils import is_non_negative_int, is_positive_int
-from fastgen.recipes.runs import (RUN_FORMAT, RecipeError, check_run_log, check_run_sections, check_same_data,
-                                  data_fingerprint, find_checkpoint, holds_run_folder, invalid_run, load_weights,
-                                  read_checkpoint)
+from fastgen.recipes.runs import (RUN_FORMAT, RecipeError, TrainResult, check_run_folder, check_run_sections,
+                                  check_same_data, data_fingerprint, find_checkpoint, holds_run_folder, invalid_run,
+                                  load_weights, read_checkpoint)
 from fastgen.train import CheckpointError, TrainConfig, Trainer, seed_everything
 from fastgen.train.trainer import DataLayoutError
 
@@ -455,16 +455,6 @@ def evaluate_run(model: nn.Module, run: dict, spec: Optional[DataSpec] = None, m
     return result
 
 
-@dataclass
-class TrainResult:
-    summary: dict
-    initial_eval: dict          # eval_* metrics before the first step ({} when resumed)
-    history: list               # log rows written in this session
-    out_dir: Path
-    run: dict
-    model: nn.Module
-
-
 @holds_run_folder
 def train_run(kind: str, model: Union[dict, DRAWConfig, AlignDRAWConfig, None], spec: DataSpec,
               train_config: TrainConfig, out_dir: Union[str, Path], *, resume: bool = False,
@@ -481,15 +471,7 @@ def train_run(kind: str, model: Union[dict, DRAWConfig, AlignDRAWConfig, None], 
     _check_kind(kind)
     check_data_for(kind, spec)
     out = Path(out_dir)
-    ckpt_dir = out / "checkpoint"
-    has_checkpoint = (ckpt_dir / "config.json").is_file() or (out / "checkpoint.old" / "config.json").is_file()
-    if resume and not has_checkpoint:
-        raise RecipeError(f"cannot resume: {out} holds no checkpoint ({ckpt_dir}/config.json is missing)")
-    if not resume and has_checkpoint:
-        raise RecipeError(f"{out} already holds a checkpoint: pass --resume to continue that run, or choose "
-                          "another --out folder")
-    if resume:
-        check_run_log(out)
+    check_run_folder(out, resume)
 
     train = binarize_split(spec, load_split(spec, "train"), test=False)
     test = binarize_split(spec, load_split(spec, "test", max_test), test=True)
@@ -528,7 +510,7 @@ def train_run(kind: str, model: Union[dict, DRAWConfig, AlignDRAWConfig, None], 
     initial: dict = {}
     if resume:
         try:
-            trainer.load(ckpt_dir)
+            trainer.load(out / "checkpoint")
         except CheckpointError as e:
             raise RecipeError(str(e)) from None
         total = train_config.epochs * steps_per_epoch

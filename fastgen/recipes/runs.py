@@ -1,6 +1,7 @@
-"""What every recipe shares about runs: the user-facing error, the run-folder lock a training run
-holds, and finding and reading a run's checkpoint (a ``fastgen train ... --out`` folder or its
-checkpoint/ subfolder)."""
+"""What every recipe shares about runs: the user-facing error, what a training run returns, the
+run-folder lock it holds and the checks of its folder (a new run, or one to resume, and the flags a
+resumed run may not change), and finding and reading a run's checkpoint (a ``fastgen train ...
+--out`` folder or its checkpoint/ subfolder)."""
 from __future__ import annotations
 
 import contextlib
@@ -8,8 +9,9 @@ import csv
 import functools
 import hashlib
 import inspect
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar, Union
+from typing import Any, Callable, Iterator, Mapping, TypeVar, Union
 
 import torch
 from torch import nn
@@ -23,6 +25,56 @@ RUN_FORMAT = 1
 
 class RecipeError(ValueError):
     """A user-facing problem with a run's settings, data or checkpoint (the CLI prints it as is)."""
+
+
+@dataclass
+class TrainResult:
+    """What a recipe's ``train_run`` returns."""
+
+    summary: dict
+    initial_eval: dict          # eval_* metrics before the first step ({} when resumed)
+    history: list               # log rows written in this session
+    out_dir: Path
+    run: dict                   # the run description stored in the checkpoint
+    model: nn.Module
+    data: Any = field(default=None, repr=False)  # the data the run loaded, for evaluating or sampling
+    #                                              in the same process (WaveNet: its Splits)
+
+
+def has_checkpoint(out_dir: Union[str, Path]) -> bool:
+    """Whether ``out_dir`` holds a run's checkpoint (or the previous one, kept while a new one is written)."""
+    out = Path(out_dir)
+    return (out / "checkpoint" / "config.json").is_file() or (out / "checkpoint.old" / "config.json").is_file()
+
+
+def check_run_folder(out_dir: Union[str, Path], resume: bool) -> None:
+    """RecipeError unless ``out_dir`` suits the run: a run to resume needs its checkpoint there (and a
+    readable log.csv, which it rewrites); a new run must not overwrite one."""
+    out = Path(out_dir)
+    if resume and not has_checkpoint(out):
+        raise RecipeError(f"cannot resume: {out} holds no checkpoint ({out / 'checkpoint'}/config.json is "
+                          "missing); leave out --resume to start a new run there")
+    if not resume and has_checkpoint(out):
+        raise RecipeError(f"{out} already holds a checkpoint: pass --resume to continue that run, or choose "
+                          "another --out folder")
+    if resume:
+        check_run_log(out)
+
+
+def differing_flags(given: Mapping[str, Any], stored: Mapping[str, Any]) -> list[str]:
+    """``--flag value (the run has stored)`` for every setting given (not None) that differs from the
+    resumed run's."""
+    return [f"--{name.replace('_', '-')} {value} (the run has {stored.get(name)})"
+            for name, value in given.items() if value is not None and value != stored.get(name)]
+
+
+def check_resume_flags(out_dir: Union[str, Path], problems: list[str], may_change: str) -> None:
+    """RecipeError listing ``problems`` (see differing_flags): a resumed run continues exactly as it
+    was started; only ``may_change`` (its length) may differ."""
+    if problems:
+        raise RecipeError("--resume continues the run in {} exactly as it was started, but these flags differ "
+                          "from it:\n  {}\nDrop them (only {} may change), or start a new run in another --out "
+                          "folder.".format(out_dir, "\n  ".join(problems), may_change))
 
 
 @contextlib.contextmanager

@@ -9,9 +9,13 @@ A checkpoint folder holds::
                            and the shapes of the parameters it was built over
     trainer.json           ``extra``: whatever the caller needs to resume (epoch, RNG states, ...)
     config.json            written last: format version, fastgen version, step, the model config,
-                           and the size and SHA-256 of every other file (the manifest)
+                           the names of the named optimizers (below), and the size and SHA-256 of
+                           every other file (the manifest)
 
-(the optimizer files only when an optimizer was given). :func:`load_checkpoint` checks the manifest
+(the optimizer files only when an optimizer was given). Several optimizers, one per phase of a
+multi-network Trainer, are given as ``{name: optimizer}`` and saved as ``optimizer.<name>.safetensors``
++ ``optimizer.<name>.json`` each, their names listed in config.json's ``optimizers``; a checkpoint
+holds either one unnamed optimizer or named ones, and loading checks that the names match. :func:`load_checkpoint` checks the manifest
 before it parses anything, so a truncated or corrupted file is reported by name.
 
 Saving is atomic with respect to crashes. :func:`save_checkpoint` of ``DIR``:
@@ -37,12 +41,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Mapping, Optional, Union
 
 import torch
 from safetensors import SafetensorError
@@ -58,6 +63,9 @@ OPTIMIZER_JSON = "optimizer.json"
 TRAINER = "trainer.json"
 
 PathArg = Union[str, "os.PathLike[str]"]
+OptimizerArg = Union[torch.optim.Optimizer, Mapping[str, torch.optim.Optimizer], None]
+
+_OPTIMIZER_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
 _TENSOR = "__tensor__"  # JSON marker: {"__tensor__": name in optimizer.safetensors}
 _TUPLE = "__tuple__"    # JSON marker: {"__tuple__": [...]}, so Adam's betas come back as a tuple
@@ -78,6 +86,7 @@ class Checkpoint:
     extra: dict                       # trainer.json
     model_state: dict[str, Tensor]
     optimizer_state: Optional[dict] = None  # in torch's optimizer.state_dict() layout, or None
+    optimizer_states: dict[str, dict] = field(default_factory=dict)  # the named optimizers' states
     fastgen_version: str = ""
     format_version: int = FORMAT_VERSION
     files: dict = field(default_factory=dict)  # the manifest: name -> {"bytes", "sha256"}
@@ -158,6 +167,29 @@ def _json_tree(obj: Any, where: str, tensors: dict[str, Tensor]) -> Any:
                     "cannot store without pickle (only tensors, numbers, strings, lists, dicts)")
 
 
+def optimizer_file_names(name: Optional[str] = None) -> tuple[str, str]:
+    """(tensors file, JSON file) of the unnamed optimizer (``name`` None) or of a named one."""
+    if name is None:
+        return OPTIMIZER_TENSORS, OPTIMIZER_JSON
+    return f"optimizer.{name}.safetensors", f"optimizer.{name}.json"
+
+
+def _named(optimizer: OptimizerArg) -> dict[Optional[str], torch.optim.Optimizer]:
+    """``optimizer`` as {file name key: optimizer}: {None: it} for one, {name: ...} for a mapping."""
+    if optimizer is None:
+        return {}
+    if isinstance(optimizer, torch.optim.Optimizer):
+        return {None: optimizer}
+    if not isinstance(optimizer, Mapping) or not optimizer:
+        raise TypeError("optimizer must be a torch.optim.Optimizer or a non-empty {name: optimizer} mapping")
+    for name, value in optimizer.items():
+        if not isinstance(name, str) or not _OPTIMIZER_NAME.fullmatch(name):
+            raise ValueError(f"optimizer name {name!r} must be letters, digits, '_' or '-' (it names files)")
+        if not isinstance(value, torch.optim.Optimizer):
+            raise TypeError(f"optimizer {name!r} is a {type(value).__name__}, not a torch.optim.Optimizer")
+    return dict(optimizer)
+
+
 def _optimizer_files(optimizer: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict]:
     state_dict = optimizer.state_dict()
     tensors: dict[str, Tensor] = {}
@@ -190,9 +222,11 @@ def _clear_leftovers(target: Path, old: Path) -> None:
 
 
 def save_checkpoint(directory: PathArg, model: torch.nn.Module, config: dict,
-                    optimizer: Optional[torch.optim.Optimizer] = None,
+                    optimizer: OptimizerArg = None,
                     extra: Optional[dict] = None, step: int = 0) -> Path:
     """Atomically write ``model`` (+ ``optimizer``, + ``extra``) as a checkpoint folder.
+
+    ``optimizer`` is one optimizer or ``{name: optimizer}`` (one per phase of a Trainer).
 
     ``config`` is the model's configuration (JSON-serialisable; enough to rebuild the model) and
     ``extra`` anything else needed to resume (JSON-serialisable; tensors as lists or base64).
@@ -207,24 +241,28 @@ def save_checkpoint(directory: PathArg, model: torch.nn.Module, config: dict,
     _check_json(config, "config")
     _check_json(extra, "extra")
     step = int(step)
+    optimizers = _named(optimizer)
 
     target.parent.mkdir(parents=True, exist_ok=True)
     _clear_leftovers(target, old)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         _write_safetensors(tmp / WEIGHTS, {k: _standalone(v) for k, v in model.state_dict().items()})
-        if optimizer is not None:
-            tensors, meta = _optimizer_files(optimizer)
-            _write_safetensors(tmp / OPTIMIZER_TENSORS, tensors)
-            _write_json(tmp / OPTIMIZER_JSON, meta)
+        for name, opt in optimizers.items():
+            tensors_file, json_file = optimizer_file_names(name)
+            tensors, meta = _optimizer_files(opt)
+            _write_safetensors(tmp / tensors_file, tensors)
+            _write_json(tmp / json_file, meta)
         _write_json(tmp / TRAINER, extra)
         manifest = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)}
                     for p in sorted(tmp.iterdir())}
+        named = [name for name in optimizers if name is not None]
         _write_json(tmp / CONFIG, {
             "format_version": FORMAT_VERSION,
             "fastgen_version": fastgen.__version__,
             "step": step,
             "config": config,
+            **({"optimizers": named} if named else {}),
             "files": manifest,
         })
         _fsync_dir(tmp)
@@ -295,36 +333,37 @@ def _verify_files(directory: Path, manifest: dict) -> None:
                                   "(the file is corrupt)")
 
 
-def _from_json_tree(obj: Any, tensors: dict[str, Tensor], path: Path) -> Any:
+def _from_json_tree(obj: Any, tensors: dict[str, Tensor], path: Path, tensors_file: str) -> Any:
     if isinstance(obj, dict):
         if set(obj) == {_TENSOR}:
             name = obj[_TENSOR]
             if name not in tensors:
                 raise CheckpointError(f"{path}: refers to tensor {name!r}, which "
-                                      f"{OPTIMIZER_TENSORS} does not hold")
+                                      f"{tensors_file} does not hold")
             return tensors[name]
         if set(obj) == {_TUPLE}:
-            return tuple(_from_json_tree(v, tensors, path) for v in obj[_TUPLE])
-        return {k: _from_json_tree(v, tensors, path) for k, v in obj.items()}
+            return tuple(_from_json_tree(v, tensors, path, tensors_file) for v in obj[_TUPLE])
+        return {k: _from_json_tree(v, tensors, path, tensors_file) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_from_json_tree(v, tensors, path) for v in obj]
+        return [_from_json_tree(v, tensors, path, tensors_file) for v in obj]
     return obj
 
 
-def _read_optimizer(directory: Path, device: str) -> tuple[dict, dict]:
-    """(torch optimizer state dict, optimizer.json) read back from the two optimizer files."""
-    meta_path = _member(directory, OPTIMIZER_JSON)
+def _read_optimizer(directory: Path, device: str, name: Optional[str] = None) -> tuple[dict, dict]:
+    """(torch optimizer state dict, its JSON file) read back from an optimizer's two files."""
+    tensors_file, json_file = optimizer_file_names(name)
+    meta_path = _member(directory, json_file)
     meta = _read_json(meta_path)
-    tensors = _read_safetensors(_member(directory, OPTIMIZER_TENSORS), device)
+    tensors = _read_safetensors(_member(directory, tensors_file), device)
     missing = [k for k in ("class", "param_shapes", "state", "param_groups") if k not in meta]
     if missing or not isinstance(meta["state"], dict) or not isinstance(meta["param_groups"], list):
         raise CheckpointError(f"{meta_path}: malformed optimizer state (missing or mistyped: "
                               f"{', '.join(missing) or 'state / param_groups'})")
     if not all(index.isdigit() for index in meta["state"]):
         raise CheckpointError(f"{meta_path}: 'state' keys must be parameter indices")
-    state = {int(index): _from_json_tree(entry, tensors, meta_path)
+    state = {int(index): _from_json_tree(entry, tensors, meta_path, tensors_file)
              for index, entry in meta["state"].items()}
-    groups = _from_json_tree(meta["param_groups"], tensors, meta_path)
+    groups = _from_json_tree(meta["param_groups"], tensors, meta_path, tensors_file)
     return {"state": state, "param_groups": groups}, meta
 
 
@@ -362,19 +401,54 @@ def _check_optimizer(optimizer: torch.optim.Optimizer, state: dict, meta: dict, 
                               + ("; ".join(wrong) or f"{len(meta['param_shapes'])} vs {len(shapes)}"))
 
 
+def _read_optimizers(directory: Path, meta: dict, device: str) -> dict[Optional[str], tuple[dict, dict]]:
+    """Every optimizer the checkpoint holds: {None: ...} for the unnamed one, {name: ...} for named."""
+    names = meta.get("optimizers", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) and _OPTIMIZER_NAME.fullmatch(n) for n in names):
+        raise CheckpointError(f"{directory / CONFIG}: 'optimizers' must be a list of optimizer names, "
+                              f"found {names!r}")
+    stored = {}
+    if any((directory / f).exists() for f in optimizer_file_names(None)):
+        stored[None] = _read_optimizer(directory, device)
+    for name in names:
+        stored[name] = _read_optimizer(directory, device, name)
+    return stored
+
+
+def _describe(keys) -> str:
+    named = [k for k in keys if k is not None]
+    if named:
+        return "the optimizers of phases " + ", ".join(sorted(named))
+    return "one optimizer (a single-loss run)" if None in keys else "no optimizer"
+
+
+def _match_optimizers(directory: Path, stored: dict, given: dict) -> None:
+    if not given or set(given) == set(stored):
+        return
+    if not stored:
+        raise CheckpointError(f"{directory}: holds no optimizer state ({OPTIMIZER_TENSORS} and "
+                              f"{OPTIMIZER_JSON} are absent), but an optimizer was given")
+    raise CheckpointError(f"{directory}: holds {_describe(stored)}, but {_describe(given)} "
+                          f"{'was' if None in given else 'were'} given to load it into (a checkpoint "
+                          "resumes only a Trainer with the same phases)")
+
+
 def load_checkpoint(directory: PathArg, model: Optional[torch.nn.Module] = None,
-                    optimizer: Optional[torch.optim.Optimizer] = None,
+                    optimizer: OptimizerArg = None,
                     map_location: Union[str, torch.device] = "cpu",
                     verify: bool = True) -> Checkpoint:
     """Read a checkpoint folder (safetensors + JSON only, nothing is unpickled).
 
     With ``model`` / ``optimizer`` given, their state is checked against the checkpoint (keys and
-    shapes; optimizer class, group sizes and parameter shapes) and then loaded into them. With
-    ``verify`` (the default) every file's size and SHA-256 are checked against config.json's
-    manifest first; without it, a damaged file is still reported when it fails to parse.
-    When ``directory`` is missing but ``directory.old`` exists (a save died mid-swap), that one is
-    read, with a warning. Raises :class:`CheckpointError` for every problem.
+    shapes; optimizer class, group sizes and parameter shapes) and then loaded into them.
+    ``optimizer`` is one optimizer or ``{name: optimizer}``, which must name exactly the
+    checkpoint's optimizers. With ``verify`` (the default) every file's size and SHA-256 are
+    checked against config.json's manifest first; without it, a damaged file is still reported
+    when it fails to parse. When ``directory`` is missing but ``directory.old`` exists (a save
+    died mid-swap), that one is read, with a warning. Raises :class:`CheckpointError` for every
+    problem.
     """
+    given = _named(optimizer)
     directory = Path(directory)
     if not directory.is_dir():
         old = directory.with_name(directory.name + ".old")
@@ -404,31 +478,29 @@ def load_checkpoint(directory: PathArg, model: Optional[torch.nn.Module] = None,
 
     model_state = _read_safetensors(_member(directory, WEIGHTS), device)
     extra = _read_json(_member(directory, TRAINER))
-    optimizer_state = optimizer_meta = None
-    if (directory / OPTIMIZER_JSON).exists() or (directory / OPTIMIZER_TENSORS).exists():
-        optimizer_state, optimizer_meta = _read_optimizer(directory, device)
+    stored = _read_optimizers(directory, meta, device)
 
-    # check everything before changing anything, so a bad checkpoint leaves model and optimizer as they were
+    # check everything before changing anything, so a bad checkpoint leaves model and optimizers as they were
     if model is not None:
         _check_model(model, model_state, directory / WEIGHTS)
-    if optimizer is not None:
-        if optimizer_state is None:
-            raise CheckpointError(f"{directory}: holds no optimizer state ({OPTIMIZER_TENSORS} and "
-                                  f"{OPTIMIZER_JSON} are absent), but an optimizer was given")
-        _check_optimizer(optimizer, optimizer_state, optimizer_meta, directory / OPTIMIZER_JSON)
+    _match_optimizers(directory, stored, given)
+    for key, opt in given.items():
+        _check_optimizer(opt, *stored[key], directory / optimizer_file_names(key)[1])
     if model is not None:
         model.load_state_dict(model_state)
-    if optimizer is not None:
+    for key, opt in given.items():
         try:
-            optimizer.load_state_dict(optimizer_state)
+            opt.load_state_dict(stored[key][0])
         except (ValueError, KeyError, RuntimeError) as e:
-            raise CheckpointError(f"{directory / OPTIMIZER_JSON}: does not fit "
-                                  f"{type(optimizer).__name__}: {e}") from None
+            raise CheckpointError(f"{directory / optimizer_file_names(key)[1]}: does not fit "
+                                  f"{type(opt).__name__}: {e}") from None
 
     return Checkpoint(directory=directory, config=meta["config"], step=meta["step"], extra=extra,
-                      model_state=model_state, optimizer_state=optimizer_state,
+                      model_state=model_state, optimizer_state=stored[None][0] if None in stored else None,
+                      optimizer_states={k: state for k, (state, _) in stored.items() if k is not None},
                       fastgen_version=str(meta.get("fastgen_version", "")),
                       format_version=version, files=meta["files"])
 
 
-__all__ = ["Checkpoint", "CheckpointError", "FORMAT_VERSION", "load_checkpoint", "save_checkpoint"]
+__all__ = ["Checkpoint", "CheckpointError", "FORMAT_VERSION", "load_checkpoint", "optimizer_file_names",
+           "save_checkpoint"]

@@ -1,11 +1,11 @@
-"""Triton kernel for cached WaveNet generation (the "triton" backend of fastgen.ops.wavenet).
+"""Triton kernel for cached WaveNet generation (the "triton" backend of fastgen.ops.wavenet_generate).
 
     wavenet_generate(queues, positions, last_tokens, weights, dilations, cond, uniforms, lengths,
                      temperature) -> tokens [B, n] int64
 
 Same arguments, layout and semantics as the C++ op (csrc/cpu/wavenet.cpp, wavenet_kernels.h): the
-packed weights of fastgen.ops.wavenet.pack_weights, per-layer ring-buffer queues [B, Q, Rp] with the
-slot rule of csrc/include/fastgen/wavenet_math.h (the input of time t lives in slot t mod (k-1)d;
+packed weights of fastgen.models.wavenet.generation.pack_weights, per-layer ring-buffer queues
+[B, Q, Rp] with the slot rule of csrc/include/fastgen/wavenet_math.h (the input of time t lives in slot t mod (k-1)d;
 read the taps before overwriting), row b generates lengths[b] tokens and the rest of its output row
 is -1, and queues / positions / last_tokens are advanced in place. Sampling is
 fastgen.reference.wavenet.sample_tokens's rule from the caller's uniforms: temperature 0 takes the

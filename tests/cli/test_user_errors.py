@@ -13,8 +13,10 @@ import pytest
 import torch
 
 import fastgen.cli as cli
+from fastgen.cli import attention as attention_cli
 from fastgen.data import write_idx, write_wav
 from fastgen.models import AlignDRAW, DRAW
+from fastgen.viz import model_samples
 from tests.memory_limit import run_limited
 
 DRAW_TINY = ["--T", "2", "--enc-size", "8", "--dec-size", "8", "--z-size", "2", "--read-N", "2", "--write-N", "2",
@@ -82,6 +84,8 @@ def no_work(monkeypatch):
         raise AssertionError("the command started its work before checking its arguments")
     for name in ("fastgen.recipes.draw.load_split", "fastgen.recipes.draw.load_run",
                  "fastgen.recipes.wavenet.load_splits", "fastgen.recipes.wavenet.load_run",
+                 "fastgen.recipes.wavenet.data.load_splits", "fastgen.recipes.wavenet.training.load_splits",
+                 "fastgen.recipes.wavenet.training.load_run",
                  "fastgen.benchmarking.draw.run_draw_benchmark"):
         monkeypatch.setattr(name, forbidden)
 
@@ -98,7 +102,7 @@ def test_train_out_that_is_a_file(tmp_path, capsys, no_work):
 
 
 def test_demo_out_that_is_a_file(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(cli, "_demo_images", lambda: pytest.fail("the demo started before checking --out"))
+    monkeypatch.setattr(attention_cli, "demo_images", lambda: pytest.fail("the demo started before checking --out"))
     out = tmp_path / "taken"
     out.write_text("x")
     fails(capsys, ["demo", "--out", str(out), "--quick"], f"--out {out} is a file")
@@ -266,15 +270,15 @@ def test_sample_draw_with_a_hundred_million_images(draw_run, tmp_path):
 
 def test_caption_samples_check_the_grid_before_sampling(tmp_path):
     model = AlignDRAW(T=2, infer_size=4, gen_size=4, z_size=2, embed_size=4, lang_size=4, align_size=4)
-    with pytest.raises(cli.CLIError, match="100,000,000 samples at --scale 2 with 2 GIF frames"):
-        cli.write_caption_samples(model, {}, ["the digit 3 is on the left of the digit 7 ."], 10**8, 0,
+    with pytest.raises(model_samples.FigureSizeError, match="100,000,000 samples at --scale 2 with 2 GIF frames"):
+        model_samples.write_caption_samples(model, {}, ["the digit 3 is on the left of the digit 7 ."], 10**8, 0,
                                   tmp_path / "x.png", tmp_path / "x.gif")
     assert not (tmp_path / "x.png").exists()
 
 
 def test_large_n_is_sampled_in_batches(tmp_path, monkeypatch):
     import fastgen.viz as viz
-    monkeypatch.setattr(cli, "SAMPLE_BATCH", 4)
+    monkeypatch.setattr(model_samples, "SAMPLE_BATCH", 4)
     model = DRAW(T=3, enc_size=4, dec_size=4, z_size=2, read_N=2, write_N=2).eval()
     calls, shown, original = [], {}, model.sample
 
@@ -293,7 +297,7 @@ def test_large_n_is_sampled_in_batches(tmp_path, monkeypatch):
     monkeypatch.setattr(model, "sample", recorded)
     for name in ("image_grid", "canvas_frames"):
         monkeypatch.setattr(viz, name, spy(name))
-    cli.write_draw_samples(model, 10, 0, tmp_path / "x.png", tmp_path / "x.gif", scale=1)
+    model_samples.write_draw_samples(model, 10, 0, tmp_path / "x.png", tmp_path / "x.gif", scale=1)
     assert [c[0].shape[0] for c in calls] == [4, 4, 2]
     assert torch.equal(shown["image_grid"][0], torch.cat([c[0] for c in calls]))  # every image, in order
     canvases, windows = shown["canvas_frames"][:2]

@@ -11,11 +11,12 @@ import torch
 import fastgen
 from fastgen import _extension, ops
 from fastgen.reference import attention as ref
-from tests.helpers import assert_rel_close, fresh_generator
+from tests.cases import assert_bad_input, bad_inputs_for, params
+from tests.cases import attention as cases
+from tests.helpers import assert_rel_close, fresh_generator, rel_err
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
 
-SHAPES = [(1, 1, 8, 8, 1), (3, 2, 13, 17, 5), (64, 2, 28, 28, 12), (16, 3, 32, 32, 12), (8, 2, 60, 60, 12), (2, 1, 9, 40, 33)]
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
 
 
@@ -32,10 +33,6 @@ def backends():
     return names
 
 
-def rel(a, b):
-    return ((a.double() - b.double()).norm() / b.double().norm()).item()
-
-
 def run(backend, x, p, w, canvas, N, H, W):
     if backend == "triton-direct":
         from fastgen.triton import attention as tri
@@ -46,21 +43,19 @@ def run(backend, x, p, w, canvas, N, H, W):
 
 @pytest.mark.parametrize("backend", backends())
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B{}C{}H{}W{}N{}".format(*s))
+@pytest.mark.parametrize("shape", params(cases.SHAPES))
 def test_forward_matches_reference(backend, dtype, shape):
-    B, C, H, W, N = shape
+    B, C, H, W, N = shape.dims
     gen = fresh_generator()
-    x64 = torch.rand(B, C, H, W, generator=gen, dtype=torch.float64)
-    p64 = torch.randn(B, 5, generator=gen, dtype=torch.float64) * 0.5
-    w64 = torch.randn(B, C, N, N, generator=gen, dtype=torch.float64)
-    c64 = torch.randn(B, C, H, W, generator=gen, dtype=torch.float64)
+    t = cases.draw(*shape.dims, gen)
+    x64, p64, w64, c64 = t["x"], t["params"], t["w"], t["canvas"]
     cast = lambda t: t.to("cuda", dtype)  # noqa: E731
     got_read, got_write = run(backend, cast(x64), cast(p64), cast(w64), cast(c64), N, H, W)
     exact_read, exact_write = ref.attention_read(x64, p64, N), ref.attention_write(w64, p64, H, W, c64)
     same_read = ref.attention_read(cast(x64), cast(p64), N)
     same_write = ref.attention_write(cast(w64), cast(p64), H, W, cast(c64))
     for got, exact, same, what in ((got_read, exact_read, same_read, "read"), (got_write, exact_write, same_write, "write")):
-        tol = 1e-5 if dtype in (torch.float32, torch.float64) else 2 * rel(same.cpu(), exact) + 1e-3
+        tol = 1e-5 if dtype in (torch.float32, torch.float64) else 2 * rel_err(same, exact) + 1e-3
         assert_rel_close(got.cpu(), exact, tol, f"{backend} {what} {dtype}", gen.initial_seed())
 
 
@@ -71,13 +66,12 @@ def gradient_backends():
 
 
 @pytest.mark.parametrize("backend", gradient_backends())
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B{}C{}H{}W{}N{}".format(*s))
+@pytest.mark.parametrize("shape", params(cases.SHAPES))
 def test_gradients_match_reference_float32(shape, backend):
-    B, C, H, W, N = shape
+    B, C, H, W, N = shape.dims
     gen = fresh_generator()
-    x = torch.rand(B, C, H, W, generator=gen, dtype=torch.float64)
-    p = torch.randn(B, 5, generator=gen, dtype=torch.float64) * 0.5
-    w = torch.randn(B, C, N, N, generator=gen, dtype=torch.float64)
+    t = cases.draw(*shape.dims, gen)
+    x, p, w = t["x"], t["params"], t["w"]
 
     def grads(fn_read, fn_write, device, dtype):
         xs, ps, ws = (t.to(device, dtype).requires_grad_() for t in (x, p, w))
@@ -89,7 +83,7 @@ def test_gradients_match_reference_float32(shape, backend):
     exact = grads(ref.attention_read, ref.attention_write, "cpu", torch.float64)
     same = grads(ref.attention_read, ref.attention_write, "cuda", torch.float32)
     for g, e, s, name in zip(got, exact, same, ("x", "params", "w")):
-        assert_rel_close(g, e, max(1e-5, 2 * rel(s, e)), f"grad {name}", gen.initial_seed())
+        assert_rel_close(g, e, max(1e-5, 2 * rel_err(s, e)), f"grad {name}", gen.initial_seed())
 
 
 def test_backend_names_on_gpu():
@@ -99,3 +93,9 @@ def test_backend_names_on_gpu():
         ops.attention_read(x, p, 3)
     with fastgen.use_backend("reference"):
         torch.testing.assert_close(ops.attention_read(x, p, 3), ref.attention_read(x, p, 3))
+
+
+@pytest.mark.parametrize("case", bad_inputs_for(cases.wrapper_bad_inputs(ops), "cuda"))
+def test_bad_input_is_named_on_gpu(case):
+    """The CPU tests' bad-input cases that hold on CUDA tensors too."""
+    assert_bad_input(case, "cuda")

@@ -23,8 +23,9 @@ import torch
 
 from fastgen import _extension
 from fastgen.models import WaveNet
-from fastgen.ops import wavenet as ops
+from fastgen.models.wavenet import generation as ops
 from fastgen.reference import wavenet as ref
+from tests.cases import wavenet_generate as cases
 from tests.helpers import assert_rel_close, fresh_generator
 
 pytestmark = [
@@ -56,15 +57,6 @@ def _exact_float32_on_gpu():
     torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
-def make(gen, **config) -> WaveNet:
-    torch.manual_seed(gen.initial_seed())
-    model = WaveNet(**config).eval()
-    with torch.no_grad():  # larger weights than the default init: peaked, varied distributions
-        for p in model.parameters():
-            p.mul_(2.0)
-    return model
-
-
 def round_to_bfloat16(model: WaveNet) -> WaveNet:
     """The float model the bfloat16-packed weights represent exactly: the packed matrices (gates, skips,
     residuals, head) rounded; biases, the embedding and the conditioning projections (computed by the
@@ -76,16 +68,6 @@ def round_to_bfloat16(model: WaveNet) -> WaveNet:
             if name.startswith(packed) and name.endswith(".weight"):
                 p.copy_(p.to(torch.bfloat16).float())
     return rounded
-
-
-def conditioning(model, gen, B, n) -> dict:
-    cfg = model.config
-    kwargs = {}
-    if cfg.speakers:
-        kwargs["speaker"] = torch.randint(0, cfg.speakers, (B,), generator=gen)
-    if cfg.cond_channels:
-        kwargs["features"] = torch.randn(B, cfg.cond_channels, -(-n // cfg.hop_length), generator=gen)
-    return kwargs
 
 
 def to_device(kwargs: dict) -> dict:
@@ -163,7 +145,7 @@ def check_against_cpu_and_reference(model, gen, B, n, temperature, weight_dtype=
                                     check_helper=True, backend=BACKEND):
     seed = gen.initial_seed()
     uniforms = torch.rand(B, n, generator=gen)
-    cond = conditioning(model, gen, B, n)
+    cond = cases.conditioning(model, gen, B, n)
     truth = round_to_bfloat16(model) if weight_dtype == torch.bfloat16 else model
     want, logits = reference_with_logits(truth, B, n, uniforms, temperature, **cond)
     if check_helper:  # reference_with_logits reproduces generate_queues through the public API
@@ -191,7 +173,7 @@ GPU_BACKENDS = [BACKEND] + (["triton"] if importlib.util.find_spec("triton") els
 @pytest.mark.parametrize("backend", GPU_BACKENDS)
 def test_small_model_matches_cpu_and_reference(backend, config, cond, temperature, weight_dtype):
     gen = fresh_generator()
-    model = make(gen, **SMALL[config], **CONDITIONINGS[cond])
+    model = cases.scaled_model(gen, **SMALL[config], **CONDITIONINGS[cond])
     check_against_cpu_and_reference(model, gen, 3, 80, temperature, weight_dtype, backend=backend)
 
 
@@ -200,7 +182,7 @@ def test_small_model_matches_cpu_and_reference(backend, config, cond, temperatur
 @pytest.mark.parametrize("backend", GPU_BACKENDS)
 def test_benchmark_model_matches_cpu_and_reference(backend, temperature, weight_dtype):
     gen = fresh_generator()
-    model = make(gen, **BENCHMARK)
+    model = cases.scaled_model(gen, **BENCHMARK)
     check_against_cpu_and_reference(model, gen, 2, 200, temperature, weight_dtype, chunk=128, check_helper=False,
                                     backend=backend)
 
@@ -209,10 +191,10 @@ def test_benchmark_model_matches_cpu_and_reference(backend, temperature, weight_
 def test_weight_placements_give_identical_results(config, monkeypatch):
     """Weights staged in shared memory or read from global memory: the same arithmetic, bit for bit."""
     gen = fresh_generator()
-    model = make(gen, **SMALL[config], **CONDITIONINGS["both"]).to(DEVICE)
+    model = cases.scaled_model(gen, **SMALL[config], **CONDITIONINGS["both"]).to(DEVICE)
     B, n = 3, 50
     uniforms = torch.rand(B, n, generator=gen).to(DEVICE)
-    cond = to_device(conditioning(model, gen, B, n))
+    cond = to_device(cases.conditioning(model, gen, B, n))
     results = {}
     for placement in ("auto", "global", "shared"):
         monkeypatch.setenv(ENV, placement)
@@ -227,7 +209,7 @@ def test_weight_placements_give_identical_results(config, monkeypatch):
 def test_more_rows_than_multiprocessors():
     """Rows in several waves of blocks (and the auto placement's global-memory choice)."""
     gen = fresh_generator()
-    model = make(gen, **SMALL["k2"])
+    model = cases.scaled_model(gen, **SMALL["k2"])
     B = 2 * torch.cuda.get_device_properties(0).multi_processor_count + 3 if DEVICE == "cuda" else 5
     n = 12
     uniforms = torch.rand(B, n, generator=gen)
@@ -240,7 +222,7 @@ def test_more_rows_than_multiprocessors():
 
 def test_stream_resumed_from_cache_equals_uninterrupted():
     gen = fresh_generator()
-    model = make(gen, **SMALL["k3"], speakers=3, speaker_dim=4).to(DEVICE)
+    model = cases.scaled_model(gen, **SMALL["k3"], speakers=3, speaker_dim=4).to(DEVICE)
     speaker = torch.tensor([0, 2], device=DEVICE)
     seed = gen.initial_seed()
     whole = model.generate(90, speaker=speaker, seed=seed, batch=2, backend=BACKEND)
@@ -259,7 +241,7 @@ def test_stream_resumed_from_cache_equals_uninterrupted():
 
 def test_finished_rows_stop_and_others_are_unchanged():
     gen = fresh_generator()
-    model = make(gen, **SMALL["k2"])
+    model = cases.scaled_model(gen, **SMALL["k2"])
     B, n = 4, 40
     uniforms = torch.rand(B, n, generator=gen)
     lengths = torch.tensor([40, 0, 13, 1])
@@ -276,7 +258,7 @@ def test_finished_rows_stop_and_others_are_unchanged():
 
 def test_zero_length_call_changes_nothing():
     gen = fresh_generator()
-    model = make(gen, **SMALL["k2"]).to(DEVICE)
+    model = cases.scaled_model(gen, **SMALL["k2"]).to(DEVICE)
     cache = model.allocate_cache(2)
     queues = cache.queues.clone()
     out = torch.ops.fastgen.wavenet_generate(cache.queues, cache.positions, cache.last_tokens, cache.weights,
@@ -288,7 +270,7 @@ def test_zero_length_call_changes_nothing():
 
 def test_opcheck():
     gen = fresh_generator()
-    model = make(gen, **SMALL["k2"]).to(DEVICE)
+    model = cases.scaled_model(gen, **SMALL["k2"]).to(DEVICE)
     cache = model.allocate_cache(2)
     args = (cache.queues, cache.positions, cache.last_tokens, cache.weights, cache.dilations, None,
             torch.rand(2, 5, generator=gen).to(DEVICE), torch.tensor([5, 3], device=DEVICE), 1.0)
@@ -296,30 +278,13 @@ def test_opcheck():
                           test_utils=("test_schema", "test_faketensor", "test_aot_dispatch_dynamic"))
 
 
-def test_op_checks_name_the_argument():
+@pytest.mark.parametrize("case", cases.bad_op_args_for("cuda"))
+def test_op_checks_name_the_argument(case):
     gen = fresh_generator()
-    model = make(gen, **SMALL["k2"]).to(DEVICE)
-    cache = model.allocate_cache(2)
-    u = torch.rand(2, 4, generator=gen).to(DEVICE)
-    lengths = torch.tensor([4, 4], device=DEVICE)
-
-    def call(**over):
-        args = dict(queues=cache.queues, positions=cache.positions, last_tokens=cache.last_tokens,
-                    weights=cache.weights, dilations=cache.dilations, cond=None, uniforms=u, lengths=lengths,
-                    temperature=1.0)
-        args.update(over)
-        return torch.ops.fastgen.wavenet_generate(*args.values())
-
-    with pytest.raises(RuntimeError, match="uniforms is on cpu but queues is on cuda"):
-        call(uniforms=u.cpu())
-    with pytest.raises(RuntimeError, match="embed is on cpu but queues is on cuda"):
-        call(weights=[w.cpu() if i == 0 else w for i, w in enumerate(cache.weights)])
-    with pytest.raises(RuntimeError, match=r"lengths must be in \[0, n=4\]"):
-        call(lengths=torch.tensor([5, 1], device=DEVICE))
-    with pytest.raises(RuntimeError, match="last_tokens must be in"):
-        call(last_tokens=torch.tensor([0, 99], device=DEVICE))
-    with pytest.raises(RuntimeError, match="cond must be"):
-        call(cond=torch.zeros(2, 3, 5, device=DEVICE))
+    model = cases.scaled_model(gen, **SMALL["k2"]).to(DEVICE)
+    args = cases.op_args(model.allocate_cache(2), torch.rand(2, 4, generator=gen).to(DEVICE),
+                         torch.tensor([4, 4], device=DEVICE))
+    cases.assert_bad_op_args(case, "cuda", lambda **a: torch.ops.fastgen.wavenet_generate(*a.values()), model, args)
 
 
 # Each wrong shape in a child process: on the first GPU run (H200, torch 2.11+cu130, GCC 13) a wrong

@@ -6,6 +6,7 @@ from torch import nn
 
 import fastgen
 from fastgen.models import AlignDRAW, AlignDRAWConfig, aligndraw
+from fastgen.models.aligndraw import model as aligndraw_model
 from tests.helpers import assert_rel_close, fresh_generator
 
 
@@ -135,8 +136,8 @@ def test_prior_is_standard_normal_at_the_first_step(monkeypatch, backend):
         model.p_mu.bias.fill_(2.0)
         model.p_log_sigma.bias.fill_(-1.5)
     calls = []
-    real = aligndraw.kl_normal
-    monkeypatch.setattr(aligndraw, "kl_normal", lambda *a: (calls.append(a), real(*a))[1])
+    real = aligndraw_model.kl_normal
+    monkeypatch.setattr(aligndraw_model, "kl_normal", lambda *a: (calls.append(a), real(*a))[1])
     x, tokens, lengths = batch(gen)
     out = model(x, tokens, lengths, gen)
     T = model.config.T

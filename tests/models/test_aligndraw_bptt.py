@@ -1,10 +1,11 @@
-"""fastgen.models.aligndraw_bptt: AlignDRAW's hand-written backpropagation through time against the same
+"""fastgen.models.aligndraw.bptt: AlignDRAW's hand-written backpropagation through time against the same
 model on the reference backend (plain autograd), on fresh random models, images and captions in float64."""
 import pytest
 import torch
 
 import fastgen
-from fastgen.models import AlignDRAW, AlignDRAWConfig, aligndraw
+from fastgen.models import AlignDRAW, AlignDRAWConfig
+from fastgen.models.aligndraw import model as aligndraw_model
 from tests.helpers import assert_rel_close, fresh_generator
 
 pytestmark = pytest.mark.skipif(not fastgen._extension.available(), reason="fastgen._C not built")
@@ -37,8 +38,8 @@ def grads_after(model, loss):
 @pytest.fixture
 def core_calls(monkeypatch):
     calls = []
-    original = aligndraw.aligndraw_core
-    monkeypatch.setattr(aligndraw, "aligndraw_core", lambda *a: (calls.append(1), original(*a))[1])
+    original = aligndraw_model.aligndraw_core
+    monkeypatch.setattr(aligndraw_model, "aligndraw_core", lambda *a: (calls.append(1), original(*a))[1])
     return calls
 
 

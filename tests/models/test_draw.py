@@ -4,11 +4,11 @@ import math
 
 import pytest
 import torch
-from torch.distributions import Bernoulli, Normal, kl_divergence
+from torch.distributions import Bernoulli, Normal
 
 import fastgen
 from fastgen.models import DRAW, DRAWConfig, draw
-from fastgen.models.draw import kl_normal, kl_standard_normal, reconstruction_nll
+from fastgen.models.draw import reconstruction_nll
 from tests.helpers import assert_rel_close, fresh_generator
 
 
@@ -40,35 +40,7 @@ def binary_images(gen, n=5, c=1, h=12, w=10):
 
 
 # ---------------------------------------------------------------------------------------------
-# the KL terms and the output likelihood
-
-
-def test_kl_helpers_match_torch_distributions():
-    gen = fresh_generator()
-    mu_q, mu_p = torch.randn(2, 7, 9, generator=gen, dtype=torch.float64) * 2
-    ls_q, ls_p = torch.randn(2, 7, 9, generator=gen, dtype=torch.float64)
-    q, p = Normal(mu_q, ls_q.exp()), Normal(mu_p, ls_p.exp())
-    std = Normal(torch.zeros_like(mu_q), torch.ones_like(mu_q))
-    assert_rel_close(kl_standard_normal(mu_q, ls_q), kl_divergence(q, std), 1e-12, "KL(q||N(0,1))", gen.initial_seed())
-    assert_rel_close(kl_normal(mu_q, ls_q, mu_p, ls_p), kl_divergence(q, p), 1e-12, "KL(q||p)", gen.initial_seed())
-    zero = torch.zeros(3, dtype=torch.float64)
-    assert torch.equal(kl_standard_normal(zero, zero), zero)  # the constant is exact: KL(N(0,1)||N(0,1)) = 0
-    assert torch.equal(kl_normal(mu_q, ls_q, mu_q, ls_q), torch.zeros_like(mu_q))
-
-
-def test_kl_by_quadrature():
-    """Brute force: KL(q||p) = integral of q log(q/p) on a fine grid, for a few known (mu, sigma)."""
-    z = torch.linspace(-30, 30, 400_001, dtype=torch.float64)
-    cases = [(0.0, 1.0, 0.0, 1.0), (1.5, 0.3, 0.0, 1.0), (-0.7, 2.0, 0.4, 0.5), (2.0, 0.8, -1.0, 1.7)]
-    for mq, sq, mp, sp in cases:
-        log_q = Normal(mq, sq).log_prob(z)
-        log_p = Normal(mp, sp).log_prob(z)
-        brute = torch.trapezoid(log_q.exp() * (log_q - log_p), z).item()
-        t = lambda v: torch.tensor([v], dtype=torch.float64)
-        closed = kl_normal(t(mq), t(math.log(sq)), t(mp), t(math.log(sp))).item()
-        assert abs(closed - brute) < 1e-6, (mq, sq, mp, sp, closed, brute)
-        if (mp, sp) == (0.0, 1.0):
-            assert abs(kl_standard_normal(t(mq), t(math.log(sq))).item() - brute) < 1e-6
+# the KL term and the output likelihood (the helpers themselves: tests/nn/test_distributions.py)
 
 
 def test_model_kl_term_on_known_posterior():

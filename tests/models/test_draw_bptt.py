@@ -1,10 +1,11 @@
-"""fastgen.models.draw_bptt: DRAW's hand-written backpropagation through time against the same model
+"""fastgen.models.draw.bptt: DRAW's hand-written backpropagation through time against the same model
 on the reference backend (plain autograd), on fresh random models and images in float64."""
 import pytest
 import torch
 
 import fastgen
-from fastgen.models import DRAW, DRAWConfig, draw
+from fastgen.models import DRAW, DRAWConfig
+from fastgen.models.draw import model as draw_model
 from tests.helpers import assert_rel_close, fresh_generator
 
 pytestmark = pytest.mark.skipif(not fastgen._extension.available(), reason="fastgen._C not built")
@@ -27,8 +28,8 @@ def grads_after(model, loss):
 @pytest.fixture
 def core_calls(monkeypatch):
     calls = []
-    original = draw.draw_core
-    monkeypatch.setattr(draw, "draw_core", lambda *a: (calls.append(1), original(*a))[1])
+    original = draw_model.draw_core
+    monkeypatch.setattr(draw_model, "draw_core", lambda *a: (calls.append(1), original(*a))[1])
     return calls
 
 

@@ -115,7 +115,7 @@ def test_step_lstm_and_heads_match_the_modules():
 def test_draw_fast_path_matches_the_reference_model(attention):
     """Off the reference backend DRAW's step loop trains through StepLinear and the fused LSTM; same
     gradients. Images that need a gradient keep DRAW on that loop on the CPU (otherwise it runs
-    fastgen.models.draw_bptt's core, which tests/models/test_draw_bptt.py covers)."""
+    fastgen.models.draw.bptt's core, which tests/models/test_draw_bptt.py covers)."""
     gen = fresh_generator()
     torch.manual_seed(gen.initial_seed())
     sizes = dict(read_N=2, write_N=3) if attention else dict(read_N=None, write_N=None)

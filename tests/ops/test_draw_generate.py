@@ -6,44 +6,36 @@ import fastgen
 from fastgen.models import DRAW, DRAWConfig
 from fastgen.ops import draw_generate
 from fastgen.reference import draw as ref
+from tests.cases import assert_bad_input, bad_inputs_for, params
+from tests.cases import draw_generate as cases
 from tests.helpers import assert_rel_close, fresh_generator
 
 pytestmark = pytest.mark.skipif(not fastgen._extension.available(), reason="fastgen._C not built")
 
 
-def random_weights(gen, Z, D, C, N, scale=0.3):
-    """float64 LSTM, write-head and window weights of a fused-sampler call."""
-    shapes = [(4 * D, Z), (4 * D, D), (4 * D,), (C * N * N, D), (C * N * N,), (5, D), (5,)]
-    return [torch.randn(*s, generator=gen, dtype=torch.float64) * scale for s in shapes]
-
-
-# (T, B, Z, D, C, N, H, W): batch 1, odd sizes whose rows are not whole vectors, 3 channels, N = 1.
-SHAPES = [(4, 1, 10, 16, 1, 5, 28, 28), (3, 3, 7, 19, 2, 4, 13, 11), (2, 2, 9, 8, 3, 1, 9, 17), (6, 1, 100, 64, 1, 5, 28, 28)]
-
-
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "T{}B{}Z{}D{}C{}N{}H{}W{}".format(*s))
+@pytest.mark.parametrize("case", params(cases.CASES))
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
-def test_matches_reference(shape, dtype):
-    T, B, Z, D, C, N, H, W = shape
+def test_matches_reference(case, dtype):
     gen = fresh_generator()
     # Inputs rounded to the dtype under test, so the float64 reference sees the very same numbers and
     # the check measures the kernel's arithmetic alone. Six recurrent steps of random weights amplify
     # float32 rounding: over 300 seeds the largest error of the T6 case was 9.3e-6, hence 5e-5.
-    noise = torch.randn(T, B, Z, generator=gen, dtype=torch.float64).to(dtype)
-    weights = [w.to(dtype) for w in random_weights(gen, Z, D, C, N)]
-    exact = ref.draw_generate(noise.double(), *[w.double() for w in weights], C, H, W)
-    fast = draw_generate(noise, *weights, C, H, W)
+    noise, weights = case.draw(gen)
+    noise, weights = noise.to(dtype), [w.to(dtype) for w in weights]
+    exact = ref.draw_generate(noise.double(), *[w.double() for w in weights], case.C, case.H, case.W)
+    fast = draw_generate(noise, *weights, case.C, case.H, case.W)
     assert fast.dtype == dtype
     assert_rel_close(fast, exact, 5e-5 if dtype == torch.float32 else 1e-12, "draw_generate", gen.initial_seed())
 
 
-def test_saturated_gates_stay_finite():
+@pytest.mark.parametrize("case", params(cases.SATURATED))
+def test_saturated_gates_stay_finite(case):
+    """LSTM gates far into saturation (weights x100, noise x10), write heads as usual; float32 kernel on
+    float64 inputs rounded on the way in, against the float64 reference."""
     gen = fresh_generator()
-    weights = random_weights(gen, 6, 8, 1, 3)
-    weights[:3] = [w * 100 for w in weights[:3]]  # LSTM gates far into saturation; write heads as usual
-    noise = torch.randn(5, 2, 6, generator=gen) * 10
-    out = draw_generate(noise, *[w.float() for w in weights], 1, 10, 10)
-    exact = ref.draw_generate(noise.double(), *weights, 1, 10, 10)
+    noise, weights = case.draw(gen)
+    out = draw_generate(noise.float(), *[w.float() for w in weights], case.C, case.H, case.W)
+    exact = ref.draw_generate(noise, *weights, case.C, case.H, case.W)
     assert torch.isfinite(out).all()
     assert_rel_close(out, exact, 1e-4, "saturated", gen.initial_seed())
 
@@ -59,15 +51,6 @@ def test_draw_sample_uses_the_same_noise_as_the_step_loop():
         assert not model._can_fuse_sampling()
 
 
-def test_bad_input_is_named():
-    gen = torch.Generator().manual_seed(0)
-    w = [t.float() for t in random_weights(gen, 4, 8, 1, 3)]
-    noise = torch.randn(2, 1, 4)
-    with pytest.raises(ValueError, match=r"noise must be a \[T, B, Z\] tensor"):
-        draw_generate(noise[0], *w, 1, 8, 8)
-    with pytest.raises(RuntimeError, match=r"draw_generate: w_ih must have shape \[32, 4\]"):
-        draw_generate(noise, w[0][:, :3], *w[1:], 1, 8, 8)
-    with pytest.raises(RuntimeError, match=r"must be channels \* N \* N"):
-        draw_generate(noise, *w[:3], w[3][:8], w[4][:8], *w[5:], 1, 8, 8)
-    with pytest.raises(RuntimeError, match=r"b_window dtype"):
-        draw_generate(noise, *w[:6], w[6].double(), 1, 8, 8)
+@pytest.mark.parametrize("case", bad_inputs_for(cases.bad_inputs(draw_generate), "cpu"))
+def test_bad_input_is_named(case):
+    assert_bad_input(case, "cpu")

@@ -4,50 +4,29 @@ import pytest
 import torch
 
 import fastgen
-from fastgen.models import WaveNet
-from fastgen.ops import wavenet as ops
+from fastgen.models.wavenet import generation as ops
 from fastgen.reference import wavenet as ref
+from tests.cases import wavenet_generate as cases
 from tests.helpers import assert_rel_close, fresh_generator
 
 pytestmark = pytest.mark.skipif(not fastgen._extension.available(), reason="fastgen._C not built")
 
 SMALL = dict(classes=32, residual_channels=12, skip_channels=20, head_channels=24, layers_per_stack=4, stacks=2)
-CONDITIONINGS = {
-    "none": {},
-    "global": dict(speakers=3, speaker_dim=5),
-    "local": dict(cond_channels=6, hop_length=4),
-    "both": dict(speakers=2, cond_channels=5, hop_length=3),
-}
 
 
 def make(gen, kernel_size=2, **extra):
-    torch.manual_seed(gen.initial_seed())
-    model = WaveNet(**{**SMALL, **extra}, kernel_size=kernel_size).eval()
-    with torch.no_grad():  # larger weights than the default init: peaked, varied distributions
-        for p in model.parameters():
-            p.mul_(2.0)
-    return model
-
-
-def conditioning(model, gen, B, n):
-    cfg = model.config
-    kwargs = {}
-    if cfg.speakers:
-        kwargs["speaker"] = torch.randint(0, cfg.speakers, (B,), generator=gen)
-    if cfg.cond_channels:
-        kwargs["features"] = torch.randn(B, cfg.cond_channels, -(-n // cfg.hop_length), generator=gen)
-    return kwargs
+    return cases.scaled_model(gen, **SMALL, **extra, kernel_size=kernel_size)
 
 
 @pytest.mark.parametrize("kernel_size", [2, 3])
-@pytest.mark.parametrize("cond", list(CONDITIONINGS), ids=str)
+@pytest.mark.parametrize("cond", list(cases.CONDITIONINGS), ids=str)
 @pytest.mark.parametrize("temperature", [1.0, 0.0], ids=["T1", "argmax"])
 def test_all_paths_give_the_same_tokens(kernel_size, cond, temperature):
     gen = fresh_generator()
-    model = make(gen, kernel_size, **CONDITIONINGS[cond])
+    model = make(gen, kernel_size, **cases.CONDITIONINGS[cond])
     B, n = 3, 60
     uniforms = torch.rand(B, n, generator=gen)
-    kwargs = dict(uniforms=uniforms, temperature=temperature, **conditioning(model, gen, B, n))
+    kwargs = dict(uniforms=uniforms, temperature=temperature, **cases.conditioning(model, gen, B, n))
     naive = model.generate(n, B, backend="naive", **kwargs)
     queues = model.generate(n, B, backend="reference", **kwargs)
     cpu = model.generate(n, B, backend="cpu", chunk=17, **kwargs)
@@ -65,9 +44,9 @@ def test_ring_buffers_hold_the_forward_layer_inputs(kernel_size, cond):
     """After n cached steps each layer's ring holds that layer's inputs for the last (k-1)*d times;
     the teacher-forced forward over the same inputs computes them independently."""
     gen = fresh_generator()
-    model = make(gen, kernel_size, **CONDITIONINGS[cond])
+    model = make(gen, kernel_size, **cases.CONDITIONINGS[cond])
     B, n = 2, 45
-    kwargs = conditioning(model, gen, B, n)
+    kwargs = cases.conditioning(model, gen, B, n)
     cache = model.allocate_cache(B, seed=gen.initial_seed())
     tokens = model.generate(n, cache=cache, **kwargs)
     inputs = torch.cat([torch.full((B, 1), ops.silence_token(32)), tokens[:, :-1]], dim=1)
@@ -93,7 +72,7 @@ def test_ring_buffers_hold_the_forward_layer_inputs(kernel_size, cond):
 
 def test_stream_resumed_from_cache_equals_uninterrupted():
     gen = fresh_generator()
-    model = make(gen, 2, **CONDITIONINGS["global"])
+    model = make(gen, 2, **cases.CONDITIONINGS["global"])
     speaker = torch.tensor([0, 2])
     seed = gen.initial_seed()
     whole = model.generate(90, speaker=speaker, seed=seed, batch=2)
@@ -177,8 +156,8 @@ def test_bad_generate_arguments(kwargs, error, match):
 
 def test_bad_conditioning_for_generation():
     gen = fresh_generator()
-    model = make(gen, **CONDITIONINGS["both"])
-    good = conditioning(model, gen, 2, 12)
+    model = make(gen, **cases.CONDITIONINGS["both"])
+    good = cases.conditioning(model, gen, 2, 12)
     with pytest.raises(ValueError, match="speaker ids must be in"):
         model.generate(12, 2, speaker=torch.tensor([0, 5]), features=good["features"])
     with pytest.raises(ValueError, match=r"row 0 generates samples \[0, 12\).*cover samples \[0, 6\)"):
@@ -193,35 +172,12 @@ def test_bad_conditioning_for_generation():
         make(gen).generate(3, cache=model.allocate_cache(2))
 
 
-def test_op_checks_name_the_argument():
+@pytest.mark.parametrize("case", cases.bad_op_args_for("cpu"))
+def test_op_checks_name_the_argument(case):
     gen = fresh_generator()
     model = make(gen)
-    cache = model.allocate_cache(2)
-    u, lengths = torch.rand(2, 4, generator=gen), torch.tensor([4, 4])
-
-    def call(**over):
-        args = dict(queues=cache.queues, positions=cache.positions, last_tokens=cache.last_tokens,
-                    weights=cache.weights, dilations=cache.dilations, cond=None, uniforms=u, lengths=lengths,
-                    temperature=1.0)
-        args.update(over)
-        return torch.ops.fastgen.wavenet_generate(*args.values())
-
-    with pytest.raises(RuntimeError, match="expected 11 packed weight tensors"):
-        call(weights=cache.weights[:10])
-    with pytest.raises(RuntimeError, match="queues must have shape"):
-        call(queues=cache.queues[:, 1:])
-    with pytest.raises(RuntimeError, match="gate_b must be Float"):
-        call(weights=[w.double() if i == 2 else w for i, w in enumerate(cache.weights)])
-    with pytest.raises(RuntimeError, match=r"lengths must be in \[0, n=4\]"):
-        call(lengths=torch.tensor([5, 1]))
-    with pytest.raises(RuntimeError, match="last_tokens must be in"):
-        call(last_tokens=torch.tensor([0, 99]))
-    with pytest.raises(RuntimeError, match="temperature must be finite"):
-        call(temperature=float("nan"))
-    with pytest.raises(RuntimeError, match="cond must be"):
-        call(cond=torch.zeros(2, 3, 5))
-    with pytest.raises(RuntimeError, match="dilations must be >= 1"):
-        call(dilations=[0] + cache.dilations[1:])
+    args = cases.op_args(model.allocate_cache(2), torch.rand(2, 4, generator=gen), torch.tensor([4, 4]))
+    cases.assert_bad_op_args(case, "cpu", lambda **a: torch.ops.fastgen.wavenet_generate(*a.values()), model, args)
 
 
 def test_sample_tokens_rule():

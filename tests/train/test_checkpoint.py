@@ -250,6 +250,94 @@ def test_no_optimizer_saved(tmp_path):
         load_checkpoint(tmp_path / "c", model, opt)
 
 
+def _two_optimizers(model: nn.Module, seed: int) -> dict[str, torch.optim.Optimizer]:
+    """An Adam over the first layer and an SGD with momentum over the last, both with real state."""
+    torch.manual_seed(seed)
+    opts = {"first": torch.optim.Adam(model[0].parameters(), lr=1e-2),
+            "last": torch.optim.SGD(model[2].parameters(), lr=0.1, momentum=0.9)}
+    for _ in range(2):
+        for opt in opts.values():
+            opt.zero_grad()
+        model(torch.randn(8, 4)).square().mean().backward()
+        for opt in opts.values():
+            opt.step()
+    return opts
+
+
+def test_named_optimizers_round_trip(tmp_path):
+    model = mlp()
+    opts = _two_optimizers(model, seed=1)
+    path = save_checkpoint(tmp_path / "c", model, {}, opts, step=2)
+    assert sorted(p.name for p in path.iterdir()) == [
+        "config.json", "optimizer.first.json", "optimizer.first.safetensors", "optimizer.last.json",
+        "optimizer.last.safetensors", "trainer.json", "weights.safetensors"]
+    assert json.loads((path / "config.json").read_text())["optimizers"] == ["first", "last"]
+
+    fresh = mlp()
+    fresh_opts = _two_optimizers(fresh, seed=2)  # other state in both
+    ckpt = load_checkpoint(path, fresh, fresh_opts)
+    assert ckpt.optimizer_state is None and set(ckpt.optimizer_states) == {"first", "last"}
+    for name, opt in opts.items():
+        saved_sd, loaded_sd = opt.state_dict(), fresh_opts[name].state_dict()
+        assert saved_sd["param_groups"] == loaded_sd["param_groups"]
+        for index, entry in saved_sd["state"].items():
+            for key, value in entry.items():
+                assert torch.equal(value, loaded_sd["state"][index][key]), (name, index, key)
+    assert torch.equal(ckpt.optimizer_states["last"]["state"][0]["momentum_buffer"],
+                       opts["last"].state_dict()["state"][0]["momentum_buffer"])
+
+
+def test_named_optimizers_must_match(tmp_path, saved):
+    model = mlp()
+    path = save_checkpoint(tmp_path / "c", model, {}, _two_optimizers(model, seed=1))
+    fresh = mlp()
+    before = {k: v.clone() for k, v in fresh.state_dict().items()}
+    swapped = _two_optimizers(mlp(), seed=3)
+    with pytest.raises(CheckpointError, match="holds the optimizers of phases first, last, but the optimizers "
+                                              "of phases first were given"):
+        load_checkpoint(path, fresh, {"first": swapped["first"]})
+    with pytest.raises(CheckpointError, match=r"holds the optimizers of phases first, last, but one optimizer"):
+        load_checkpoint(path, fresh, torch.optim.Adam(fresh.parameters()))
+    # the named optimizers are checked one by one like a single one, before anything is loaded
+    wrong = {"first": torch.optim.Adam(fresh[2].parameters()), "last": swapped["last"]}
+    with pytest.raises(CheckpointError, match=r"optimizer\.first\.json: .*param 0: checkpoint \(8, 4\)"):
+        load_checkpoint(path, fresh, wrong)
+    assert_same_params_dict(before, fresh.state_dict())
+    # an old single-optimizer checkpoint into named optimizers
+    old_path, _, _ = saved
+    with pytest.raises(CheckpointError, match=r"holds one optimizer \(a single-loss run\)"):
+        load_checkpoint(old_path, fresh, swapped)
+
+
+def assert_same_params_dict(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("names, error, message", [
+    ({"a/b": 0}, ValueError, "must be letters, digits"),
+    ({"": 0}, ValueError, "must be letters, digits"),
+    ({"ok": "not an optimizer"}, TypeError, "not a torch.optim.Optimizer"),
+    ({}, TypeError, "non-empty"),
+])
+def test_named_optimizer_arguments(tmp_path, names, error, message):
+    model = mlp()
+    opts = {k: (torch.optim.SGD(model.parameters(), lr=0.1) if v == 0 else v) for k, v in names.items()}
+    with pytest.raises(error, match=message):
+        save_checkpoint(tmp_path / "c", model, {}, opts)
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("listed", ["first", ["../x"], [1]])
+def test_malformed_optimizer_list(tmp_path, listed):
+    model = mlp()
+    path = save_checkpoint(tmp_path / "c", model, {}, _two_optimizers(model, seed=1))
+    config = json.loads((path / "config.json").read_text())
+    config["optimizers"] = listed
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="'optimizers' must be a list of optimizer names"):
+        load_checkpoint(path)
+
+
 # --- atomic replacement ---------------------------------------------------------------------------
 
 def _failing_replace(fail_when):

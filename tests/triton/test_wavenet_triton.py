@@ -17,8 +17,9 @@ import torch  # noqa: E402
 
 from fastgen import _extension  # noqa: E402
 from fastgen.models.wavenet import WaveNet  # noqa: E402
-from fastgen.ops.wavenet import WaveNetCache, pack_conditioning, silence_token  # noqa: E402
+from fastgen.models.wavenet.generation import WaveNetCache, pack_conditioning, silence_token  # noqa: E402
 from fastgen.triton import wavenet as kernels  # noqa: E402
+from tests.cases import wavenet_generate as cases  # noqa: E402
 from tests.helpers import assert_rel_close  # noqa: E402
 
 HAS_CPU_OP = _extension.available()
@@ -252,61 +253,15 @@ def test_direct_call_constant_and_per_step_cond():
 
 # ---------------------------------------------------------------- bad input
 def _args(model: WaveNet, batch: int = 2, n: int = 4) -> dict:
-    cache = WaveNetCache(_on_device(model), batch)
-    return dict(queues=cache.queues, positions=cache.positions, last_tokens=cache.last_tokens,
-                weights=list(cache.weights), dilations=cache.dilations, cond=None,
-                uniforms=torch.rand(batch, n, device=DEVICE),
-                lengths=torch.full((batch,), n, dtype=torch.int64, device=DEVICE), temperature=1.0)
+    return cases.op_args(WaveNetCache(_on_device(model), batch), torch.rand(batch, n, device=DEVICE),
+                         torch.full((batch,), n, dtype=torch.int64, device=DEVICE))
 
 
-@pytest.mark.parametrize("case,error,match", [
-    ("uniforms_shape", ValueError, "uniforms"),
-    ("uniforms_dtype", TypeError, "uniforms"),
-    ("uniforms_noncontiguous", ValueError, "uniforms must be contiguous"),
-    ("weights_count", ValueError, "11 packed weight tensors"),
-    ("weight_shape", ValueError, "weight head2_w must have shape"),
-    ("lengths_range", ValueError, "lengths must be in"),
-    ("last_tokens_range", ValueError, "last_tokens must be in"),
-    ("negative_position", ValueError, "positions must be >= 0"),
-    ("temperature", ValueError, "temperature"),
-    ("cond_width", ValueError, "cond must have shape"),
-    ("cond_steps", ValueError, "cond must be"),
-    ("dilations", ValueError, "dilations must be >= 1"),
-    ("queues_shape", ValueError, "queues must have shape"),
-])
-def test_bad_input_names_the_argument(case, error, match):
+@pytest.mark.parametrize("case", cases.bad_op_args_for("triton"))
+def test_bad_input_names_the_argument(case):
     model = _model("k2_R12")
-    a = _args(model)
-    B, n = a["uniforms"].shape
-    W = model.config.layers * 2 * 16
-    if case == "uniforms_shape":
-        a["uniforms"] = torch.rand(B + 1, n, device=DEVICE)
-    elif case == "uniforms_dtype":
-        a["uniforms"] = a["uniforms"].double()
-    elif case == "uniforms_noncontiguous":
-        a["uniforms"] = torch.rand(n, B, device=DEVICE).t()
-    elif case == "weights_count":
-        a["weights"] = a["weights"][:-1]
-    elif case == "weight_shape":
-        a["weights"][9] = a["weights"][9][:, :8].contiguous()
-    elif case == "lengths_range":
-        a["lengths"] = a["lengths"] + 1
-    elif case == "last_tokens_range":
-        a["last_tokens"] = torch.full_like(a["last_tokens"], model.config.classes)
-    elif case == "negative_position":
-        a["positions"] = torch.full_like(a["positions"], -1)
-    elif case == "temperature":
-        a["temperature"] = -1.0
-    elif case == "cond_width":
-        a["cond"] = torch.zeros(B, 1, W + 1, device=DEVICE)
-    elif case == "cond_steps":
-        a["cond"] = torch.zeros(B, n + 1, W, device=DEVICE)
-    elif case == "dilations":
-        a["dilations"] = [0] + a["dilations"][1:]
-    elif case == "queues_shape":
-        a["queues"] = a["queues"][:, 1:].contiguous()
-    with pytest.raises(error, match=r"wavenet_generate \(triton\): .*" + match):
-        kernels.wavenet_generate(**a)
+    cases.assert_bad_op_args(case, "triton", kernels.wavenet_generate, model, _args(model),
+                             prefix=r"wavenet_generate \(triton\): .*")
 
 
 def test_bad_uniforms_through_generate():
@@ -322,11 +277,10 @@ def test_cpu_tensors_need_the_interpreter(monkeypatch):
         kernels.wavenet_generate(**_args(_model("k2_R12")))
 
 
-@pytest.mark.parametrize("temperature", [0.05, 0.3, 1.0, 2.0], ids=lambda t: f"T{t}")
-@pytest.mark.parametrize("spread", [10.0, 100.0, 1000.0], ids=lambda s: f"spread{s:g}")
+@pytest.mark.parametrize("temperature", cases.TEMPERATURES, ids=lambda t: f"T{t}")
+@pytest.mark.parametrize("spread", cases.SPREADS, ids=lambda s: f"spread{s:g}")
 def test_spread_logits_and_low_temperatures(spread, temperature):
     """(logit - peak) / T down to -2e4: the same tokens as the reference and the C++ kernel (whose
     vector exp once wrapped below -87; tests/ops/test_wavenet_spread_logits.py)."""
-    from tests.ops.test_wavenet_spread_logits import spread_model
-    model = spread_model(spread, torch.Generator().manual_seed(int(torch.randint(0, 2**31, ()))), **CONFIGS["k2_R12"])
+    model = cases.spread_model(spread, torch.Generator().manual_seed(int(torch.randint(0, 2**31, ()))), **CONFIGS["k2_R12"])
     _check_against_cpu_and_reference(model, 6, 2, uniforms=torch.rand(2, 6), temperature=temperature)

@@ -1,6 +1,6 @@
 """AlignDRAW's recurrent core with hand-written backpropagation through time (the fast training path).
 
-The same construction as fastgen.models.draw_bptt (read that first): the T-step loop is one autograd
+The same construction as fastgen.models.draw.bptt (read that first): the T-step loop is one autograd
 Function whose forward runs fastgen's ops with no graph and keeps [T, ...] tapes, and whose backward
 walks the steps in reverse through the ops' backward kernels, keeping every product's output
 gradient so each weight gradient is one product over all T * B rows. AlignDRAW adds, per step:
@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from fastgen.models.draw_bptt import (
+from fastgen.models.draw.bptt import (
     Tapes,
     error_image_backward,
     latent_backward,

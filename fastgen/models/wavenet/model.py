@@ -18,9 +18,10 @@ x_{t+1}: a generated sample i uses conditioning position i.
 
 Layer inputs before t = 0 are zero (causal zero padding); generation starts from the token of
 silence, mu_law(0). Training is teacher forcing over whole crops (``loss``: cross-entropy in nats
-and bits per sample). Generation paths (``generate``, ``stream``, ``step``) live in
-fastgen.ops.wavenet (cpu / triton / cuda kernels over a ring-buffer cache) and
-fastgen.reference.wavenet (the naive recomputation and the plain-PyTorch queue algorithm).
+and bits per sample). Generation (``generate``, ``stream``, ``step``) is driven by
+fastgen.models.wavenet.generation: the cpu / triton / cuda kernels of fastgen.ops.wavenet over a
+ring-buffer cache, or fastgen.reference.wavenet (the naive recomputation and the plain-PyTorch queue
+algorithm).
 """
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ from torch import Tensor, nn
 
 from fastgen.data.audio import check_sample_rate
 from fastgen.models.config_utils import check_model_fits, check_positive_ints, resolve_config
+from fastgen.models.pretrained import Pretrained
+from fastgen.models.wavenet import generation
 
 UPSAMPLERS = ("transposed", "repeat")
 
@@ -104,7 +107,7 @@ class WaveNetConfig:
         return (self.kernel_size - 1) * self.stacks * (2 ** self.layers_per_stack - 1) + 1  # sum(dilations)
 
 
-class WaveNet(nn.Module):
+class WaveNet(Pretrained, nn.Module, kind="wavenet", config_class=WaveNetConfig):
     """WaveNet with optional global and local conditioning (see the module docstring)."""
 
     def __init__(self, config: Optional[WaveNetConfig] = None, **overrides):
@@ -262,33 +265,26 @@ class WaveNet(nn.Module):
 
     # --- generation ----------------------------------------------------------------------------
 
-    def allocate_cache(self, batch: int = 1, weight_dtype: torch.dtype = torch.float32, seed: Optional[int] = None):
+    def allocate_cache(self, batch: int = 1, weight_dtype: torch.dtype = torch.float32,
+                       seed: Optional[int] = None) -> generation.WaveNetCache:
         """A fresh generation state (ring-buffer queues at time 0, input = the silence token) for
         ``batch`` independent rows, with this model's weights packed for the kernels (a snapshot:
         allocate a new cache after changing the weights)."""
-        from fastgen.ops.wavenet import WaveNetCache
-
-        return WaveNetCache(self, batch, weight_dtype, seed)
+        return generation.WaveNetCache(self, batch, weight_dtype, seed)
 
     def generate(self, n_samples: int, batch: int = 1, **kwargs) -> Tensor:
         """n_samples new samples for each of ``batch`` rows: mu-law tokens [B, n] (or a float waveform
-        in [-1, 1] with output="waveform"). See fastgen.ops.wavenet.generate for every option
-        (speaker, features, temperature, seed/uniforms, backend, cache, chunk, progress)."""
-        from fastgen.ops.wavenet import generate
-
-        return generate(self, n_samples, batch=batch, **kwargs)
+        in [-1, 1] with output="waveform"). See fastgen.models.wavenet.generation.stream for every
+        option (speaker, features, temperature, seed/uniforms, backend, cache, chunk, progress)."""
+        return generation.generate(self, n_samples, batch=batch, **kwargs)
 
     def stream(self, n_samples: int, batch: int = 1, **kwargs):
         """Iterator over chunks [B, <= chunk] of the same samples generate() returns."""
-        from fastgen.ops.wavenet import stream
+        return generation.stream(self, n_samples, batch=batch, **kwargs)
 
-        return stream(self, n_samples, batch=batch, **kwargs)
-
-    def step(self, cache, uniforms: Optional[Tensor] = None, **kwargs) -> Tensor:
+    def step(self, cache: generation.WaveNetCache, uniforms: Optional[Tensor] = None, **kwargs) -> Tensor:
         """One new sample per row [B] from the cache's state (advances the cache)."""
-        from fastgen.ops.wavenet import step
-
-        return step(self, cache, uniforms=uniforms, **kwargs)
+        return generation.step(self, cache, uniforms=uniforms, **kwargs)
 
 
 def loss_fn(model: WaveNet, batch, generator: Optional[torch.Generator]) -> tuple[Tensor, dict[str, Tensor]]:

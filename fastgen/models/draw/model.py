@@ -21,211 +21,28 @@ Loss per image, in nats (eqs. 9-12): L^x + L^z with
 which is the negative variational lower bound of log p(x) ("nll_bound"). Every bit of noise comes
 from the torch.Generator passed in (fastgen.train's loss_fn contract), so a seed fixes the loss.
 
-The helpers here (read/write blocks, the KL terms, the output likelihood) are shared with
-fastgen.models.aligndraw.
+AlignDRAW reuses the read/write blocks (read_write.py) and the checks and output likelihood
+(family.py); the KL terms and noise come from fastgen.nn.distributions.
 """
 from __future__ import annotations
 
-import contextlib
-import math
 from dataclasses import dataclass
 from typing import Optional, Union
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fastgen import _extension
-from fastgen.backend import BACKENDS, get_backend, use_backend
-from fastgen.nn.attention import GaussianRead, GaussianWrite
+from fastgen.backend import get_backend
+from fastgen.models.config_utils import check_model_fits, check_positive_ints, lstm_weights, resolve_config
+from fastgen.models.draw.bptt import CoreWeights, draw_core
+from fastgen.models.draw.family import (backend_context, bound_and_metrics, check_common_config, check_images,
+                                        core_applies, image_sizes, reconstruction_nll)
+from fastgen.models.draw.read_write import Reader, Writer
+from fastgen.models.pretrained import Pretrained
+from fastgen.nn.distributions import kl_standard_normal, noise_per_step, sample_normal, standard_noise
 from fastgen.nn.recurrent import lstm_gate_weights, stacked_linears, step_linears, step_lstm
-from fastgen.models.draw_bptt import CoreWeights, draw_core
-from fastgen.models.config_utils import (check_model_fits, check_positive_ints, is_positive_int,
-                                         lstm_weights, resolve_config)
 from fastgen.ops.draw import draw_generate
-
-LIKELIHOODS = ("bernoulli", "gaussian_fixed_var")
-
-
-# ---------------------------------------------------------------------------------------------
-# distributions
-
-
-def kl_standard_normal(mu: Tensor, log_sigma: Tensor) -> Tensor:
-    """Elementwise KL(N(mu, sigma) || N(0, 1)) = 0.5 * (mu^2 + sigma^2 - 2 log sigma - 1), in nats."""
-    return 0.5 * (mu.square() + torch.exp(2 * log_sigma) - 2 * log_sigma - 1)
-
-
-def core_applies(x: Tensor, weight: Tensor) -> bool:
-    """Whether a model may train through its hand-written core (fastgen.models.draw_bptt,
-    aligndraw_bptt): the cpu kernels (cpu or auto backend, CPU float32/float64 weights) and images
-    that need no gradient. Anything else runs the step loop under autograd."""
-    return (get_backend() in ("auto", "cpu") and x.device.type == "cpu" and weight.device.type == "cpu"
-            and weight.dtype in (torch.float32, torch.float64) and not x.requires_grad
-            and _extension.available())
-
-
-def kl_normal(mu_q: Tensor, log_sigma_q: Tensor, mu_p: Tensor, log_sigma_p: Tensor) -> Tensor:
-    """Elementwise KL(N(mu_q, sigma_q) || N(mu_p, sigma_p)), exact, in nats:
-
-    log sigma_p - log sigma_q + (sigma_q^2 + (mu_q - mu_p)^2) / (2 sigma_p^2) - 1/2
-    """
-    inv_var_p = torch.exp(-2 * log_sigma_p)
-    return (
-        log_sigma_p
-        - log_sigma_q
-        + 0.5 * (torch.exp(2 * (log_sigma_q - log_sigma_p)) + (mu_q - mu_p).square() * inv_var_p)
-        - 0.5
-    )
-
-
-def reconstruction_nll(logits: Tensor, x: Tensor, likelihood: str, output_std: float) -> Tensor:
-    """-log D(x | c_T) per image [B], summed over channels and pixels, in nats.
-
-    "bernoulli": x ~ Bernoulli(sigmoid(c_T)) per pixel, i.e. binary cross-entropy with logits c_T.
-        For binary images this is an exact log-likelihood. For grey images in [0, 1] (e.g. MNIST with
-        captions) it is the usual cross-entropy with soft targets: a fine training loss, but not a
-        normalised likelihood, so its "nats" are not comparable to a density's.
-    "gaussian_fixed_var": x ~ N(sigmoid(c_T), output_std^2) per pixel, the variance fixed (not
-        learned): 0.5 * (x - sigmoid(c_T))^2 / s^2 + 0.5 * log(2 pi s^2). A density on continuous grey
-        values in nats; it can be negative and is not comparable to the Bernoulli numbers either.
-    """
-    if likelihood == "bernoulli":
-        nll = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
-    elif likelihood == "gaussian_fixed_var":
-        var = output_std * output_std
-        nll = 0.5 * (x - torch.sigmoid(logits)).square() / var + 0.5 * math.log(2 * math.pi * var)
-    else:
-        raise ValueError(f"unknown likelihood {likelihood!r}; choose one of {', '.join(LIKELIHOODS)}")
-    return nll.flatten(1).sum(1)
-
-
-def standard_noise(like: Tensor, generator: Optional[torch.Generator]) -> Tensor:
-    """eps ~ N(0, I) shaped like ``like``, drawn from ``generator`` (fresh numbers on every call)."""
-    return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
-
-
-def noise_per_step(eps: Tensor, generator: Optional[torch.Generator]) -> Tensor:
-    """eps [T, B, Z] filled with standard_noise one step at a time: the numbers a step loop that draws
-    each step's noise as it goes gets from the same generator (so a core and its loop agree)."""
-    for t in range(eps.shape[0]):
-        eps[t] = standard_noise(eps[t], generator)
-    return eps
-
-
-def backend_context(name: str):
-    """fastgen.use_backend(name), or nothing for "auto" (then the process-wide choice stands)."""
-    return contextlib.nullcontext() if name == "auto" else use_backend(name)
-
-
-# ---------------------------------------------------------------------------------------------
-# read and write blocks (attention or not)
-
-
-class Reader(nn.Module):
-    """read(x, x^, h): GaussianRead on [x, x^] stacked as channels (one op call), or both flattened.
-
-    Output [B, out_size]: 2*C*N*N with attention, 2*C*H*W without.
-    """
-
-    def __init__(self, N: Optional[int], channels: int, height: int, width: int, hidden_size: int):
-        super().__init__()
-        self.N = N
-        self.attention = GaussianRead(N, hidden_size=hidden_size) if N is not None else None
-        self.out_size = 2 * channels * (N * N if N is not None else height * width)
-
-    @property
-    def heads(self) -> list[nn.Linear]:
-        """The linear heads from h to the window parameters (none without attention)."""
-        return [] if self.attention is None else [self.attention.to_params]
-
-    def forward(self, x: Tensor, x_hat: Tensor, h: Tensor) -> Tensor:
-        return self.apply_heads(x, x_hat, [m(h) for m in self.heads])
-
-    def apply_heads(self, x: Tensor, x_hat: Tensor, outputs: list[Tensor]) -> Tensor:
-        """read(x, x^) with the window from the ``heads`` outputs (computed by the caller)."""
-        both = torch.cat([x, x_hat], dim=1)  # [B, 2C, H, W]
-        if self.attention is None:
-            return both.flatten(1)
-        return self.attention(both, params=outputs[0]).flatten(1)
-
-
-class Writer(nn.Module):
-    """canvas + write(h): GaussianWrite's patch and window heads with the fused canvas add, or a
-    linear map from h to the whole canvas. Returns (new canvas, window params [B, 5] or None)."""
-
-    def __init__(self, N: Optional[int], channels: int, height: int, width: int, hidden_size: int):
-        super().__init__()
-        self.N, self.shape = N, (channels, height, width)
-        if N is not None:
-            self.attention = GaussianWrite(N, height, width, channels, hidden_size=hidden_size)
-            self.linear = None
-        else:
-            self.attention = None
-            self.linear = nn.Linear(hidden_size, channels * height * width)
-
-    @property
-    def heads(self) -> list[nn.Linear]:
-        """The linear heads from h: window parameters and patch, or the whole canvas."""
-        return [self.linear] if self.attention is None else [self.attention.to_params, self.attention.to_patch]
-
-    def forward(self, h: Tensor, canvas: Tensor) -> tuple[Tensor, Optional[Tensor]]:
-        return self.apply_heads([m(h) for m in self.heads], canvas)
-
-    def apply_heads(self, outputs: list[Tensor], canvas: Tensor) -> tuple[Tensor, Optional[Tensor]]:
-        """canvas + write, from the ``heads`` outputs (computed by the caller)."""
-        if self.attention is None:
-            return canvas + outputs[0].view(canvas.shape), None
-        head = self.attention
-        params, patch = outputs
-        patch = patch.view(patch.shape[0], head.channels, head.N, head.N)
-        return head(w=patch, params=params, canvas=canvas), params
-
-
-# ---------------------------------------------------------------------------------------------
-# checks shared with AlignDRAW
-
-
-def check_common_config(cfg, name: str) -> None:
-    check_positive_ints(cfg, name, ("height", "width", "channels", "T", "z_size"))
-    for field in ("read_N", "write_N"):
-        value = getattr(cfg, field)
-        if value is not None and not is_positive_int(value):
-            raise ValueError(f"{name}: {field} must be a positive int or None (no attention), got {value!r}")
-    if cfg.likelihood not in LIKELIHOODS:
-        raise ValueError(f"{name}: likelihood must be one of {', '.join(LIKELIHOODS)}, got {cfg.likelihood!r}")
-    if not (cfg.output_std > 0):
-        raise ValueError(f"{name}: output_std must be > 0, got {cfg.output_std!r}")
-    if cfg.attention_backend not in BACKENDS:
-        raise ValueError(f"{name}: attention_backend must be one of {', '.join(BACKENDS)}, got {cfg.attention_backend!r}")
-
-
-def image_sizes(cfg) -> tuple[int, int, int]:
-    """(pixels C*H*W, read vector size, write head outputs) of a DRAW or AlignDRAW config."""
-    pixels = cfg.channels * cfg.height * cfg.width
-    read = 2 * (cfg.channels * cfg.read_N ** 2 if cfg.read_N else pixels)
-    write = cfg.channels * cfg.write_N ** 2 + 5 if cfg.write_N else pixels
-    return pixels, read, write
-
-
-def bound_and_metrics(out: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
-    """(mean negative lower bound over the batch, metrics in nats per image) from forward()'s terms."""
-    bound = out["recon"] + out["kl"]
-    metrics = {"nll_bound": bound.detach().mean(), "recon": out["recon"].detach().mean(),
-               "kl": out["kl"].detach().mean()}
-    return bound.mean(), metrics
-
-
-def check_images(name: str, x: Tensor, cfg) -> None:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name}: images must be a torch.Tensor, got {type(x).__name__}")
-    expected = (cfg.channels, cfg.height, cfg.width)
-    if x.dim() != 4 or tuple(x.shape[1:]) != expected:
-        raise ValueError(f"{name}: images must be [B, {expected[0]}, {expected[1]}, {expected[2]}], got {tuple(x.shape)}")
-
-
-# ---------------------------------------------------------------------------------------------
-# DRAW
 
 
 @dataclass
@@ -264,7 +81,7 @@ class DRAWConfig:
         check_model_fits("DRAWConfig", weights, self.T * per_step)
 
 
-class DRAW(nn.Module):
+class DRAW(Pretrained, nn.Module, kind="draw", config_class=DRAWConfig):
     """DRAW with or without attention (see the module docstring for the equations)."""
 
     def __init__(self, config: Optional[DRAWConfig] = None, **overrides):
@@ -318,14 +135,14 @@ class DRAW(nn.Module):
             r = self.reader.apply_heads(x, x_hat, read_heads(h_dec))
             h_enc, c_enc = encoder((h_enc, c_enc), r, h_dec)
             mu, log_sigma = q_heads(h_enc)
-            z = mu + torch.exp(log_sigma) * standard_noise(mu, generator)
+            z = sample_normal(mu, log_sigma, generator)
             kl_steps.append(kl_standard_normal(mu, log_sigma).sum(1))
             h_dec, c_dec = decoder((h_dec, c_dec), z)
             canvas, _ = self.writer.apply_heads(write_heads(h_dec), canvas)
         return canvas, torch.stack(kl_steps)
 
     def _run_core(self, x: Tensor, generator: Optional[torch.Generator]) -> tuple[Tensor, Tensor]:
-        """(c_T, per-step KL [T, B]) through fastgen.models.draw_bptt's hand-written core."""
+        """(c_T, per-step KL [T, B]) through fastgen.models.draw.bptt's hand-written core."""
         cfg = self.config
         Z = cfg.z_size
         eps = noise_per_step(x.new_empty(cfg.T, x.shape[0], Z), generator)
@@ -333,7 +150,7 @@ class DRAW(nn.Module):
         return canvas, kl_standard_normal(q[..., :Z], q[..., Z:]).sum(2)
 
     def core_weights(self) -> CoreWeights:
-        """The model's linear maps stacked the way fastgen.models.draw_bptt builds its rows."""
+        """The model's linear maps stacked the way fastgen.models.draw.bptt builds its rows."""
         ref = self.q_mu.weight
         read = stacked_linears(self.reader.heads) if self.reader.heads else (ref.new_zeros(0, self.config.dec_size),
                                                                               ref.new_zeros(0))

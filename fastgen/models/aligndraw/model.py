@@ -18,7 +18,7 @@ Image model (sec. 3.2), per step t = 1..T with h^gen_0 = 0, c_0 = 0::
     generator  h^gen_t = LSTM^gen(h^gen_{t-1}, [z_t, s_t]);  c_t = c_{t-1} + write(h^gen_t)
 
 Loss per image in nats: -log D(x | c_T) + sum_t KL(q_t || p_t), KL between diagonal Gaussians in
-closed form (fastgen.models.draw.kl_normal). Sampling draws z_t from the learned prior.
+closed form (fastgen.nn.distributions.kl_normal). Sampling draws z_t from the learned prior.
 """
 from __future__ import annotations
 
@@ -30,22 +30,12 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from fastgen.backend import get_backend
+from fastgen.models.aligndraw.bptt import AlignCoreWeights, aligndraw_core
 from fastgen.models.config_utils import check_model_fits, check_positive_ints, lstm_weights, resolve_config
-from fastgen.models.aligndraw_bptt import AlignCoreWeights, aligndraw_core
-from fastgen.models.draw import (
-    Reader,
-    Writer,
-    backend_context,
-    bound_and_metrics,
-    check_common_config,
-    check_images,
-    core_applies,
-    image_sizes,
-    kl_normal,
-    noise_per_step,
-    reconstruction_nll,
-    standard_noise,
-)
+from fastgen.models.draw import (Reader, Writer, backend_context, bound_and_metrics, check_common_config, check_images,
+                                 core_applies, image_sizes, reconstruction_nll)
+from fastgen.models.pretrained import Pretrained
+from fastgen.nn.distributions import kl_normal, noise_per_step, sample_normal
 from fastgen.nn.recurrent import lstm_gate_weights, stacked_linears, step_linears, step_lstm
 
 # fastgen.data.captions: ids 0..21 are the authors' 22 words, 22 is <pad>.
@@ -101,7 +91,7 @@ class AlignDRAWConfig:
         check_model_fits("AlignDRAWConfig", weights, self.T * per_step)
 
 
-class AlignDRAW(nn.Module):
+class AlignDRAW(Pretrained, nn.Module, kind="aligndraw", config_class=AlignDRAWConfig):
     """Caption-conditioned DRAW with a learned prior and soft alignment over the caption's words."""
 
     def __init__(self, config: Optional[AlignDRAWConfig] = None, **overrides):
@@ -209,7 +199,7 @@ class AlignDRAW(nn.Module):
 
     def _run_core(self, x: Tensor, h_lang: Tensor, lang_proj: Tensor, mask: Tensor,
                   generator: Optional[torch.Generator]) -> tuple[Tensor, Tensor, Tensor]:
-        """(c_T, per-step KL [T, B], alignments [T, B, L]) through fastgen.models.aligndraw_bptt."""
+        """(c_T, per-step KL [T, B], alignments [T, B, L]) through fastgen.models.aligndraw.bptt."""
         cfg = self.config
         Z = cfg.z_size
         eps = noise_per_step(x.new_empty(cfg.T, x.shape[0], Z), generator)
@@ -218,7 +208,7 @@ class AlignDRAW(nn.Module):
         return canvas, kl_normal(q[..., :Z], q[..., Z:], p[..., :Z], p[..., Z:]).sum(2), alignments
 
     def core_weights(self) -> AlignCoreWeights:
-        """The model's linear maps stacked the way fastgen.models.aligndraw_bptt builds its rows."""
+        """The model's linear maps stacked the way fastgen.models.aligndraw.bptt builds its rows."""
         return AlignCoreWeights(
             *stacked_linears(self.gen_heads), *lstm_gate_weights(self.inference),
             *stacked_linears([self.q_mu, self.q_log_sigma]), *lstm_gate_weights(self.generator_lstm),
@@ -249,7 +239,7 @@ class AlignDRAW(nn.Module):
             r = self.reader.apply_heads(x, x_hat, read)
             h_inf, c_inf = inference((h_inf, c_inf), r, h_gen)
             mu_q, log_sigma_q = q_heads(h_inf)
-            z = mu_q + torch.exp(log_sigma_q) * standard_noise(mu_q, generator)
+            z = sample_normal(mu_q, log_sigma_q, generator)
             kl_steps.append(kl_normal(mu_q, log_sigma_q, mu_p, log_sigma_p).sum(1))
             h_gen, c_gen = generator_lstm((h_gen, c_gen), z, s)
             canvas, _ = self.writer.apply_heads(write_heads(h_gen), canvas)
@@ -293,7 +283,7 @@ class AlignDRAW(nn.Module):
             for t in range(cfg.T):
                 gen_proj, mu_p, log_sigma_p, _ = self.split_gen_heads([m(h_gen) for m in self.gen_heads], t)
                 s, alpha = self.align(h_lang, lang_proj, mask, gen_proj)
-                z = mu_p + torch.exp(log_sigma_p) * standard_noise(mu_p, generator)
+                z = sample_normal(mu_p, log_sigma_p, generator)
                 h_gen, c_gen = self.generator_lstm(torch.cat([z, s], dim=1), (h_gen, c_gen))
                 canvas, params = self.writer(h_gen, canvas)
                 if return_canvases:

@@ -1,0 +1,82 @@
+"""What every family's ``fastgen train`` shares: data-parallel training under torchrun, the warning
+when a resumed run changes its thread count, and the command's flow (checks, interruption, the
+report at the end)."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+
+from fastgen.cli.args import PROG, CLIError, check_out_folder, set_threads, user_errors
+
+MICRO_BATCHES_HELP = ("split each process's share of a batch into M slices, their gradients accumulated (less "
+                      "memory; one process with M = K computes what `torchrun --nproc_per_node K` does; default 1)")
+
+
+@contextlib.contextmanager
+def training_processes() -> Iterator[None]:
+    """Under torchrun: join the process group (gloo: the recipes train on the CPU, and NCCL cannot
+    reduce CPU tensors), let only process 0 print to stdout, and leave the group at the end. The
+    Trainer then shards every batch, all-reduces the gradients and writes from process 0 only.
+    A plain run: nothing happens."""
+    from fastgen.train import distributed
+    try:
+        joined = distributed.init_from_env(backend="gloo")
+    except (RuntimeError, ValueError) as e:
+        raise CLIError(f"cannot join the torchrun process group: {e}") from None
+    if not joined:
+        yield
+        return
+    try:
+        if distributed.is_main_process():
+            yield
+        else:
+            with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+                yield
+    finally:
+        distributed.shutdown()
+
+
+def warn_on_thread_change(run: dict) -> None:
+    """One line on stderr when a resumed run uses another CPU thread count than it was trained with:
+    parallel float reductions may then round differently, so the continuation is not bit-exact."""
+    from fastgen.train.distributed import is_main_process
+    trained, now = run.get("threads"), torch.get_num_threads()
+    if trained is not None and trained != now and is_main_process():
+        print(f"{PROG} train: warning: the run was trained with {trained} CPU thread(s), this session "
+              f"uses {now}; results may differ in the last bits from an uninterrupted run "
+              f"(pass --threads {trained} to continue it exactly)", file=sys.stderr)
+
+
+def train_command(args: argparse.Namespace, name: str, train: Callable[[Path], object], *,
+                  checkpoint_default: str, position: Callable[[dict], str], length_flag: str,
+                  report: Callable[[object], object], done: str) -> int:
+    """``fastgen train <name>``: check --out, run ``train(out)`` (data-parallel under torchrun; the
+    recipe's user errors become CLIError), and print what happened. ``position(summary)`` says where
+    a finished run stands, ``length_flag`` is the flag that lengthens it, ``report(result)`` prints
+    a session's training, ``done`` follows the run folder's line."""
+    with training_processes():
+        set_threads(args)
+        out = Path(args.out)
+        check_out_folder(out)
+        with user_errors():
+            try:
+                result = train(out)
+            except KeyboardInterrupt:
+                print(f"\n{PROG} train: interrupted; `fastgen train {name} --out {out} --resume` continues from "
+                      f"the last checkpoint (written every --checkpoint-every steps, default {checkpoint_default})",
+                      file=sys.stderr)
+                return 130
+        summary = result.summary
+        if summary["steps_this_session"] == 0:
+            print(f"nothing to train: the run is already at step {position(summary)}; pass a larger "
+                  f"{length_flag} to continue it")
+        else:
+            report(result)
+        print(f"run folder: {out} (log.csv, summary.json, checkpoint/){done}")
+        return 0
