@@ -59,8 +59,8 @@ from fastgen.models.draw import DRAW, DRAWConfig
 from fastgen.models.config_utils import is_non_negative_int, is_positive_int
 from fastgen.recipes.runs import (RUN_FORMAT, RecipeError, TrainResult, check_run_folder, check_run_sections,
                                   check_same_data, data_fingerprint, find_checkpoint, holds_run_folder, invalid_run,
-                                  load_weights, read_checkpoint)
-from fastgen.train import CheckpointError, TrainConfig, Trainer, seed_everything
+                                  load_weights, read_checkpoint, resume_trainer)
+from fastgen.train import TrainConfig, Trainer, seed_everything
 from fastgen.train.trainer import DataLayoutError
 
 KINDS = ("draw", "aligndraw")
@@ -509,10 +509,7 @@ def train_run(kind: str, model: Union[dict, DRAWConfig, AlignDRAWConfig, None], 
     log(f"binarisation: {spec.protocol()}")
     initial: dict = {}
     if resume:
-        try:
-            trainer.load(out / "checkpoint")
-        except CheckpointError as e:
-            raise RecipeError(str(e)) from None
+        resume_trainer(trainer, out)
         total = train_config.epochs * steps_per_epoch
         if train_config.max_steps is not None:
             total = min(total, train_config.max_steps)

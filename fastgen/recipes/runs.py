@@ -61,6 +61,14 @@ def check_run_folder(out_dir: Union[str, Path], resume: bool) -> None:
         check_run_log(out)
 
 
+def resume_trainer(trainer, out_dir: Union[str, Path]) -> None:
+    """Load the run's checkpoint into ``trainer`` (a damaged one is a RecipeError naming the file)."""
+    try:
+        trainer.load(Path(out_dir) / "checkpoint")
+    except CheckpointError as e:
+        raise RecipeError(str(e)) from None
+
+
 def differing_flags(given: Mapping[str, Any], stored: Mapping[str, Any]) -> list[str]:
     """``--flag value (the run has stored)`` for every setting given (not None) that differs from the
     resumed run's."""

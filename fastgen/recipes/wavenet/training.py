@@ -17,12 +17,12 @@ from fastgen.models.wavenet import WaveNet, WaveNetConfig
 from fastgen.recipes import runs
 from fastgen.recipes.runs import (RUN_FORMAT, RecipeError, TrainResult, check_run_folder, check_run_sections,
                                   check_same_data, data_fingerprint, holds_run_folder, invalid_run, load_weights,
-                                  read_checkpoint)
+                                  read_checkpoint, resume_trainer)
 from fastgen.recipes.wavenet.data import CORPUS, DataSpec, Splits, corpus_dir, load_splits, spec_from_run, splits_for
 from fastgen.recipes.wavenet.model import (BASELINE, TEST_METRIC, VAL_SEED, build_model, check_conditioning,
                                            crops_nll, describe_config, make_config, make_loss_fn, test_nll,
                                            uses_mel, validation_crops)
-from fastgen.train import CheckpointError, TrainConfig, Trainer, seed_everything
+from fastgen.train import TrainConfig, Trainer, seed_everything
 from fastgen.train.distributed import main_process_first
 from fastgen.train.trainer import DataLayoutError
 
@@ -210,10 +210,7 @@ def train_run(model: Union[dict, WaveNetConfig, None], conditioning: str, spec: 
         f"there {unigram_val.test_bits:.3f} bits/sample")
     initial: dict = {}
     if resume:
-        try:
-            trainer.load(out / "checkpoint")
-        except CheckpointError as e:
-            raise RecipeError(str(e)) from None
+        resume_trainer(trainer, out)
         log(f"resuming at step {trainer.step} of {settings.steps}")
     else:
         initial = trainer.evaluate()  # {} on every process but the first (see Trainer.evaluate)
