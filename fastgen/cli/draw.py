@@ -301,12 +301,12 @@ class ImageFamily(Family):
         return (draw_demo.draw_part if self.name == "draw" else draw_demo.aligndraw_part)(out, quick, budget)
 
 
-# Demo budgets: the full demo trains each model ~1-2 minutes on 2 cores (sampling and figures take seconds);
-# --quick trains ~15 s.
-DRAW = ImageFamily("draw", "DRAW", ("train", "eval", "sample", "bench", "gpu", "demo"), DemoBudget(full=120, quick=25),
+# Demo budgets: the full demo trains DRAW ~1 minute and AlignDRAW ~1.5 minutes on 2 cores (sampling and
+# figures take seconds); --quick trains ~10 s.
+DRAW = ImageFamily("draw", "DRAW", ("train", "eval", "sample", "bench", "gpu", "demo"), DemoBudget(full=75, quick=15),
                    "Train a small DRAW with attention on the MNIST subset (Fashion-MNIST without it) and write "
                    "samples, the canvas animation and the training curve.",
                    bench_help="DRAW model: batch-1 sampling (fused sampler) and a training step")
-ALIGNDRAW = ImageFamily("aligndraw", "AlignDRAW", ("train", "eval", "sample", "demo"), DemoBudget(full=120, quick=25),
+ALIGNDRAW = ImageFamily("aligndraw", "AlignDRAW", ("train", "eval", "sample", "demo"), DemoBudget(full=100, quick=15),
                         "Train a small AlignDRAW on MNIST with captions and write a caption-to-image grid "
                         "(held-out captions included), its animation and the training curve.")

@@ -12,8 +12,8 @@ from fastgen.cli.demo import clear_demo_run, demo_run_dir
 from fastgen.cli.draw import TRAIN_DEFAULTS, recipes, report_training
 
 
-# The demo's training runs: small configs sized for ~1-2 minutes each on one core ("full"), or
-# ~15 s ("quick"). Tests shrink these further.
+# The demo's training runs: small configs sized for ~1 minute (DRAW) and ~1.5 minutes (AlignDRAW) on
+# 2 cores ("full"), or ~10 s ("quick"). Tests shrink these further.
 @dataclass(frozen=True)
 class DemoRun:
     model: dict                   # overrides of the paper's config (fastgen.recipes.draw.make_config)
@@ -27,17 +27,17 @@ class DemoRun:
 
 DEMO_DRAW = {
     "quick": DemoRun(dict(T=10, enc_size=128, dec_size=128, z_size=20, read_N=5, write_N=5),
-                     epochs=3, batch_size=32, lr=3e-3, max_train=None, max_test=500, samples=64),
+                     epochs=2, batch_size=32, lr=3e-3, max_train=None, max_test=500, samples=64),
     "full": DemoRun(dict(T=10, enc_size=128, dec_size=128, z_size=20, read_N=5, write_N=5),
-                    epochs=25, batch_size=64, lr=3e-3, max_train=None, max_test=1000, samples=64),
+                    epochs=20, batch_size=64, lr=3e-3, max_train=None, max_test=1000, samples=64),
 }
 DEMO_ALIGNDRAW = {
     "quick": DemoRun(dict(T=8, infer_size=64, gen_size=64, z_size=16, read_N=5, write_N=5, embed_size=32,
                           lang_size=32, align_size=64),
-                     epochs=4, batch_size=32, lr=3e-3, max_train=2000, max_test=300, samples=6),
+                     epochs=4, batch_size=32, lr=3e-3, max_train=1000, max_test=300, samples=6),
     "full": DemoRun(dict(T=12, infer_size=128, gen_size=128, z_size=32, read_N=8, write_N=8, embed_size=32,
                          lang_size=64, align_size=128),
-                    epochs=6, batch_size=64, lr=3e-3, max_train=10_000, max_test=500, samples=6),
+                    epochs=6, batch_size=64, lr=3e-3, max_train=5_000, max_test=500, samples=6),
 }
 
 

@@ -200,7 +200,7 @@ class WaveNetFamily(Family):
     demo_run = True
     # ~2 minutes of training on 2 cores, evaluation and sampling; the generation benchmark (an extra,
     # skipped once the part is over budget) up to ~2 more. --quick: ~15 s of training.
-    demo_budget = DemoBudget(full=240, quick=45)
+    demo_budget = DemoBudget(full=150, quick=25)
     help = {
         "train": "WaveNet on speech (random crops; validation bits/sample)",
         "eval": "test bits/sample of a trained WaveNet, beside the unigram baseline",

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from fastgen.cli.args import PROG, default_threads, write_text
+from fastgen.cli.args import PROG, write_text
 from fastgen.cli.demo import clear_demo_run, demo_run_dir
 from fastgen.cli.wavenet import print_eval, print_sample_speed, recipes, report_training
 
 
-# "full" trains ~2 minutes on 2 cores (the whole WaveNet part, benchmark included, stays under ~4
-# minutes); "quick" ~15 s. Tests shrink it further.
+# "full" trains ~1.5 minutes on 2 cores (the whole WaveNet part, benchmark included, stays under
+# ~2.5 minutes); "quick" ~15 s. Tests shrink it further.
 @dataclass(frozen=True)
 class WaveNetDemoRun:
     model: dict                   # WaveNetConfig overrides (fastgen.recipes.wavenet.make_config)
@@ -33,21 +33,20 @@ class WaveNetDemoRun:
 
 _MODEL = dict(residual_channels=32, skip_channels=64, layers_per_stack=8, stacks=2, upsample="repeat")
 DEMO_WAVENET = {
-    "quick": WaveNetDemoRun(_MODEL, "both", corpus_size=160, steps=60, batch_size=2, crop=2048,
+    "quick": WaveNetDemoRun(_MODEL, "both", corpus_size=160, steps=40, batch_size=2, crop=2048,
                             lr=3e-3, val_crops=8, max_test=4, seconds=1.0),
-    "full": WaveNetDemoRun(_MODEL, "both", corpus_size=160, steps=250, batch_size=4, crop=4096,
+    "full": WaveNetDemoRun(_MODEL, "both", corpus_size=160, steps=160, batch_size=4, crop=4096,
                            lr=3e-3, val_crops=16, max_test=None, seconds=2.0),
 }
 
 
 def wavenet_benchmark(quick: bool) -> str:
-    """The WaveNet generation table for the demo: `fastgen bench wavenet --quick`'s, or with
-    ``quick`` only the R64 model at batch 1 on one thread."""
+    """The WaveNet generation table for the demo: `fastgen bench wavenet --quick`'s for the R64 model
+    only (the large model is `fastgen bench wavenet`'s), and with ``quick`` at batch 1 on one thread only."""
     from fastgen.benchmarking import wavenet as bench
-    if not quick:
-        return bench.run_wavenet_benchmark(threads=default_threads(), quick=True)
     models = dict(list(bench.MODELS.items())[:1])
-    return bench.format_wavenet_markdown(*bench.wavenet_results(True, models=models, settings=((1, 1),)))
+    settings = ((1, 1),) if quick else bench.SETTINGS
+    return bench.format_wavenet_markdown(*bench.wavenet_results(True, models=models, settings=settings))
 
 
 def _curve(result):
@@ -61,7 +60,7 @@ def _curve(result):
 
 def _benchmark(out: Path, quick: bool) -> list[tuple[str, Path]]:
     bench = out / "wavenet_bench.md"
-    print(f"running the WaveNet generation benchmark ({'R64 model, batch 1, 1 thread' if quick else 'quick'}) ...",
+    print(f"running the WaveNet generation benchmark (R64 model{', batch 1, 1 thread' if quick else ''}) ...",
           flush=True)
     try:
         table = wavenet_benchmark(quick)

@@ -32,8 +32,8 @@ FAKE_WAVENET_TABLE = "| model | samples/s |\n|---|---:|\n| fake | 1 |\n"
 def fake_bench(monkeypatch):
     calls = []
 
-    def run_attention_benchmark(threads=(1, 2), quick=False):
-        calls.append(dict(threads=tuple(threads), quick=quick))
+    def run_attention_benchmark(threads=(1, 2), quick=False, providers=None):
+        calls.append(dict(threads=tuple(threads), quick=quick, providers=providers))
         return FAKE_TABLE
 
     monkeypatch.setattr(attention_cli, "attention_benchmark", lambda: run_attention_benchmark)
@@ -83,7 +83,9 @@ def test_demo_writes_figure_and_benchmark(tmp_path, fake_bench, tiny_demo, capsy
         pixels = np.asarray(im.convert("RGB")).reshape(-1, 3)
         assert len(np.unique(pixels, axis=0)) > 100  # real content, not a blank canvas
     assert (out / "attention_bench.md").read_text(encoding="utf-8") == FAKE_TABLE
-    assert [c for c in fake_bench if "threads" in c] == [dict(threads=(1,), quick=True)]
+    # --quick: one thread, no torch.compile column (its cold-cache compilations would take the budget)
+    assert [c for c in fake_bench if "threads" in c] == [dict(threads=(1,), quick=True,
+                                                              providers=("eager", "fastgen-cpu"))]
     printed = capsys.readouterr().out
     assert str(png) in printed and str(out / "attention_bench.md") in printed
 
@@ -247,7 +249,7 @@ def test_demo_without_data_says_what_to_install(tmp_path, fake_bench, monkeypatc
 def test_bench_attention(tmp_path, fake_bench, capsys):
     out = tmp_path / "res" / "attention.md"
     assert cli.main(["bench", "attention", "--threads", "1", "2", "--out", str(out)]) == 0
-    assert fake_bench == [dict(threads=(1, 2), quick=False)]
+    assert fake_bench == [dict(threads=(1, 2), quick=False, providers=None)]
     assert out.read_text(encoding="utf-8") == FAKE_TABLE
     assert FAKE_TABLE.strip() in capsys.readouterr().out
 
