@@ -28,6 +28,14 @@ TORCH_LIBRARY(fastgen, m) {
   m.def("draw_generate(Tensor noise, Tensor w_ih, Tensor w_hh, Tensor bias, Tensor w_patch, Tensor b_patch, "
         "Tensor w_window, Tensor b_window, int channels, int height, int width) -> Tensor");
 
+  // Masked convolutions (PixelCNN, Gated PixelCNN; fastgen.reference.masked_conv states them):
+  // F.conv2d(x, weight * M, bias, padding=(kh // 2, kw // 2)), mask "A" | "B" (raster-order causal,
+  // color_groups 1 or 3) | "V" (vertical stack). The backward returns the gradients output_mask
+  // asks for (x, weight, bias), None for the others: a first layer's image input needs none.
+  m.def("masked_conv2d(Tensor x, Tensor weight, Tensor? bias, str mask, int color_groups) -> Tensor");
+  m.def("masked_conv2d_backward(Tensor grad_out, Tensor x, Tensor weight, str mask, int color_groups, "
+        "bool[3] output_mask) -> (Tensor?, Tensor?, Tensor?)");
+
   // Cached WaveNet generation: n samples for every batch row in one call. The ring-buffer queues,
   // positions and last tokens are the generation state (fastgen.ops.wavenet.WaveNetCache), advanced
   // in place; weights are the packed list of csrc/cpu/wavenet_kernels.h. -> tokens [B, n]

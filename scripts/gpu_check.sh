@@ -28,7 +28,8 @@ echo "build: $((SECONDS - start)) s"
 "$PY" - <<'EOF' || exit 1
 import sys, torch
 import fastgen._extension as e
-have = {op: e.has_kernel(op, "CUDA") for op in ("attention_read", "attention_write", "wavenet_generate")}
+from fastgen.ops._route import declared
+have = {op: e.has_kernel(op, "CUDA") for op, kernels in declared().items() if kernels.cuda}
 print("CUDA kernels:", have)
 sys.exit(0 if not torch.cuda.is_available() or all(have.values()) else "gpu_check: CUDA kernels missing from the build")
 EOF

@@ -16,6 +16,7 @@
 #define FASTGEN_CPU_CAPABILITY avx2
 #include "attention_kernels_impl.h"
 #include "lstm_kernels_impl.h"
+#include "masked_conv_kernels_impl.h"
 #include "draw_kernels_impl.h"
 #include "wavenet_kernels_impl.h"
 #include "vector_math_kernels_impl.h"

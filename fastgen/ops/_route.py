@@ -42,6 +42,7 @@ _TRITON_INSTALLED = importlib.util.find_spec("triton") is not None
 _WHERE = {"cpu": "CPU tensors", "cuda": "CUDA tensors", "triton": "CUDA tensors"}
 _ALTERNATIVES = "or use 'auto' or 'reference'"
 _warned: set[tuple[str, str]] = set()
+_DECLARED: dict[str, "OpKernels"] = {}
 
 
 class BackendUnavailableError(RuntimeError):
@@ -60,6 +61,17 @@ class OpKernels:
     triton: tuple[torch.dtype, ...] = ()
     triton_runs_on_cpu: bool = False  # under TRITON_INTERPRET=1 (the way Triton code is tested here)
     cuda_built: Optional[Callable[[], bool]] = None
+
+    def __post_init__(self):
+        _DECLARED[self.op] = self
+
+
+def declared() -> dict[str, OpKernels]:
+    """Every op's declaration, by op name: what the route tests and the GPU check enumerate, so that a
+    new op family is covered by declaring its OpKernels in its own module."""
+    import fastgen.ops  # noqa: F401  (importing the ops declares them)
+
+    return dict(_DECLARED)
 
 
 def check_name(op: str, name: str, extra: tuple[str, ...] = ()) -> str:

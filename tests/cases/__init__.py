@@ -8,11 +8,14 @@ every run sees new numbers, and the same list runs on "cpu", under the Triton in
 by changing one device argument.
 
 Modules: attention (attention_read / attention_write, their parameter domain), lstm
-(lstm_cell_pointwise), draw_generate, wavenet_generate. The shared "bad input raises with a message
+(lstm_cell_pointwise), draw_generate, wavenet_generate, masked_conv. Each also names its ops' public
+calls and reference twins (ROUTE_CALLS, ROUTE_TWINS) for the backend-rule tests. The shared "bad input raises with a message
 naming X" machinery is BadInput / assert_bad_input below.
 """
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import re
 from dataclasses import dataclass
 from typing import Callable, Iterable
@@ -53,3 +56,19 @@ SLOW = pytest.mark.slow  # deselected unless --runslow (tests/conftest.py): inte
 def params(cases: Iterable, slow: Callable[[object], bool] = lambda case: False) -> list:
     """pytest params of cases (each with an `id`), the ones `slow(case)` picks marked SLOW."""
     return [pytest.param(c, id=c.id, marks=(SLOW,) if slow(c) else ()) for c in cases]
+
+
+def _case_modules():
+    return [importlib.import_module(f"{__name__}.{m.name}") for m in pkgutil.iter_modules(__path__)]
+
+
+def route_calls() -> dict[str, Callable]:
+    """op -> builder(dtype) of a zero-argument call of the op's public entry point, from every case
+    module's ROUTE_CALLS (tests/ops/test_route.py runs each op through the backend rule with it)."""
+    return {op: build for module in _case_modules() for op, build in getattr(module, "ROUTE_CALLS", {}).items()}
+
+
+def route_twins() -> dict[str, tuple[object, str]]:
+    """op -> (reference module, function name): the twin an op runs when routed to "reference"."""
+    return {op: (importlib.import_module(module), name) for m in _case_modules()
+            for op, (module, name) in getattr(m, "ROUTE_TWINS", {}).items()}

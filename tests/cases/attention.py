@@ -9,7 +9,7 @@ import torch
 
 from fastgen.reference import attention as ref
 from tests.cases import BadInput
-from tests.helpers import assert_rel_close, rel_err
+from tests.helpers import assert_rel_close, fresh_generator, rel_err
 
 
 @dataclass(frozen=True)
@@ -322,3 +322,25 @@ TORCH_OPS_BAD_INPUTS = [
              lambda d: _ops().attention_read_backward(torch.zeros(2, 1, 2, 2, device=d), _x(d), _p(d), 3),
              RuntimeError, r"attention_read_backward: grad_out must have shape \[2, 1, 3, 3\]", devices=("cpu",)),
 ]
+
+
+# -- the ops' public calls for tests/ops/test_route.py -----------------------------------------------
+
+
+def route_read_call(dtype=torch.float32):
+    from fastgen.ops import attention as ops
+    gen = fresh_generator()
+    x, params = torch.rand(2, 1, 6, 7, generator=gen).to(dtype), (torch.randn(2, 5, generator=gen) * 0.5).to(dtype)
+    return lambda: ops.attention_read(x, params, 3)
+
+
+def route_write_call(dtype=torch.float32):
+    from fastgen.ops import attention as ops
+    gen = fresh_generator()
+    w, params = torch.rand(2, 1, 3, 3, generator=gen).to(dtype), (torch.randn(2, 5, generator=gen) * 0.5).to(dtype)
+    return lambda: ops.attention_write(w, params, 6, 7)
+
+
+ROUTE_CALLS = {"attention_read": route_read_call, "attention_write": route_write_call}
+ROUTE_TWINS = {"attention_read": ("fastgen.reference.attention", "attention_read"),
+               "attention_write": ("fastgen.reference.attention", "attention_write")}

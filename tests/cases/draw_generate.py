@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from tests.cases import BadInput
+from tests.helpers import fresh_generator
 
 
 @dataclass(frozen=True)
@@ -60,3 +61,18 @@ def bad_inputs(op) -> list[BadInput]:
         BadInput("b_window-dtype", lambda d: op(noise, *w[:6], w[6].double(), 1, 8, 8), RuntimeError,
                  r"b_window dtype"),
     ]
+
+
+# -- the op's public call for tests/ops/test_route.py ------------------------------------------------
+
+
+def route_call(dtype=torch.float32):
+    from fastgen.ops import draw as ops
+    gen = fresh_generator()
+    shapes = [(3, 1, 4), (32, 4), (32, 8), (32,), (9, 8), (9,), (5, 8), (5,)]
+    args = [(torch.randn(*s, generator=gen) * 0.3).to(dtype) for s in shapes]
+    return lambda: ops.draw_generate(*args, 1, 6, 6)
+
+
+ROUTE_CALLS = {"draw_generate": route_call}
+ROUTE_TWINS = {"draw_generate": ("fastgen.reference.draw", "draw_generate")}

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from tests.cases import BadInput
+from tests.helpers import fresh_generator
 
 
 @dataclass(frozen=True)
@@ -78,3 +79,17 @@ TORCH_OPS_BAD_INPUTS = [
     BadInput("backward-act-shape", lambda d: _ops().lstm_cell_pointwise_backward(None, None, _gates(d), _c(d)),
              RuntimeError, "lstm_cell_pointwise_backward: act must have shape", devices=("cpu",)),
 ]
+
+
+# -- the op's public call for tests/ops/test_route.py (fresh inputs per call of the builder) --------
+
+
+def route_call(dtype=torch.float32):
+    from fastgen.ops import lstm as ops
+    gen = fresh_generator()
+    gates, c = torch.randn(2, 12, generator=gen).to(dtype), torch.randn(2, 3, generator=gen).to(dtype)
+    return lambda: ops.lstm_cell_pointwise(gates, c)
+
+
+ROUTE_CALLS = {"lstm_cell_pointwise": route_call}
+ROUTE_TWINS = {"lstm_cell_pointwise": ("fastgen.reference.lstm", "lstm_cell_pointwise")}

@@ -9,6 +9,7 @@ from typing import Callable
 import torch
 
 from fastgen.models import WaveNet
+from tests.helpers import fresh_generator
 
 CONDITIONINGS = {
     "none": {},
@@ -154,3 +155,19 @@ def assert_bad_op_args(case: BadOpArgs, backend: str, call: Callable[..., object
     error, message = case.expect[backend]
     with pytest.raises(error, match=prefix + message):
         call(**args)
+
+
+# -- the op's public call for tests/ops/test_route.py (through model.generate) ----------------------
+
+
+def tiny_wavenet() -> WaveNet:
+    torch.manual_seed(fresh_generator().initial_seed())
+    return WaveNet(classes=16, residual_channels=8, skip_channels=8, layers_per_stack=3, stacks=1).eval()
+
+
+def route_call(dtype=torch.float32):
+    model = tiny_wavenet()
+    return lambda: model.generate(6, 2, seed=0)
+
+
+ROUTE_CALLS = {"wavenet_generate": route_call}

@@ -9,27 +9,25 @@ import torch
 
 import fastgen
 from fastgen import _extension
-from fastgen.models import WaveNet
 from fastgen.ops import _route
 from fastgen.ops import attention as attention_ops
-from fastgen.ops import draw as draw_ops
 from fastgen.ops import lstm as lstm_ops
 from fastgen.ops import wavenet as wavenet_ops
-from fastgen.reference import attention as attention_ref
-from fastgen.reference import draw as draw_ref
-from fastgen.reference import lstm as lstm_ref
 from fastgen.reference import wavenet as wavenet_ref
+from tests import cases
+from tests.cases.wavenet_generate import tiny_wavenet
 from tests.helpers import fresh_generator
 
 pytestmark = pytest.mark.skipif(not _extension.available(), reason="fastgen._C not built")
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 F32 = torch.float32
-DECLARATIONS = {k.op: k for k in (attention_ops.READ_KERNELS, attention_ops.WRITE_KERNELS, lstm_ops.KERNELS,
-                                  draw_ops.KERNELS, wavenet_ops.KERNELS)}
+DECLARATIONS = _route.declared()
 OPS = sorted(DECLARATIONS)
 # Ops with GPU kernels (CUDA C++ and Triton); the others have only the CPU kernel.
-GPU_OPS = {"attention_read", "attention_write", "wavenet_generate"}
+GPU_OPS = {op for op, k in DECLARATIONS.items() if k.cuda or k.triton}
+# Each op's public call and reference twin, from its case module (tests/cases/<family>.py).
+CALLS, TWINS = cases.route_calls(), cases.route_twins()
 
 
 @pytest.fixture(autouse=True)
@@ -145,52 +143,18 @@ def test_missing_kernels_are_refused_in_one_form(op, monkeypatch):
             assert route(op, CUDA, backend) == "reference"
 
 
-@pytest.mark.parametrize("op", ["lstm_cell_pointwise", "draw_generate"])
+@pytest.mark.parametrize("op", sorted(op for op, k in DECLARATIONS.items() if k.cpu and torch.float16 not in k.cpu))
 def test_an_explicit_cpu_backend_refuses_a_dtype_its_kernel_lacks(op):
     with pytest.raises(_route.BackendUnavailableError) as e:
         route(op, CPU, "cpu", torch.float16)
     assert refusal(op, "cpu", "cpu", torch.float16).fullmatch(str(e.value))
-    assert "takes torch.float32, torch.float64" in str(e.value)
+    assert f"takes {', '.join(map(str, DECLARATIONS[op].cpu))};" in str(e.value)
     assert route(op, CPU, "auto", torch.float16) == "reference"  # auto: the twin, by design silently
 
 
-def lstm_call(dtype=F32):
-    gen = fresh_generator()
-    return lambda: lstm_ops.lstm_cell_pointwise(torch.randn(2, 12, generator=gen).to(dtype),
-                                                torch.randn(2, 3, generator=gen).to(dtype))
-
-
-def draw_call(dtype=F32):
-    gen = fresh_generator()
-    shapes = [(3, 1, 4), (32, 4), (32, 8), (32,), (9, 8), (9,), (5, 8), (5,)]
-    args = [(torch.randn(*s, generator=gen) * 0.3).to(dtype) for s in shapes]
-    return lambda: draw_ops.draw_generate(*args, 1, 6, 6)
-
-
-def attention_read_call(dtype=F32):
-    gen = fresh_generator()
-    return lambda: attention_ops.attention_read(torch.rand(2, 1, 6, 7, generator=gen).to(dtype),
-                                                (torch.randn(2, 5, generator=gen) * 0.5).to(dtype), 3)
-
-
-def attention_write_call(dtype=F32):
-    gen = fresh_generator()
-    return lambda: attention_ops.attention_write(torch.rand(2, 1, 3, 3, generator=gen).to(dtype),
-                                                 (torch.randn(2, 5, generator=gen) * 0.5).to(dtype), 6, 7)
-
-
-def tiny_wavenet():
-    torch.manual_seed(fresh_generator().initial_seed())
-    return WaveNet(classes=16, residual_channels=8, skip_channels=8, layers_per_stack=3, stacks=1).eval()
-
-
-def wavenet_call(dtype=F32):
-    model = tiny_wavenet()
-    return lambda: model.generate(6, 2, seed=0)
-
-
-CALLS = {"attention_read": attention_read_call, "attention_write": attention_write_call,
-         "lstm_cell_pointwise": lstm_call, "draw_generate": draw_call, "wavenet_generate": wavenet_call}
+def test_every_declared_op_has_its_public_call_in_its_case_module():
+    assert set(CALLS) == set(DECLARATIONS), "declare ROUTE_CALLS in the op's tests/cases module"
+    assert set(TWINS) <= set(DECLARATIONS)
 
 
 @pytest.mark.parametrize("op", OPS)
@@ -214,11 +178,9 @@ def spy(monkeypatch, module, name):
     return calls
 
 
-@pytest.mark.parametrize("op, reference_module, reference_name", [
-    ("lstm_cell_pointwise", lstm_ref, "lstm_cell_pointwise"), ("draw_generate", draw_ref, "draw_generate"),
-    ("attention_read", attention_ref, "attention_read"), ("attention_write", attention_ref, "attention_write"),
-])
-def test_calls_run_the_kernel_or_the_twin_as_routed(op, reference_module, reference_name, monkeypatch):
+@pytest.mark.parametrize("op", sorted(TWINS))
+def test_calls_run_the_kernel_or_the_twin_as_routed(op, monkeypatch):
+    reference_module, reference_name = TWINS[op]
     calls = spy(monkeypatch, reference_module, reference_name)
     kernel_out = CALLS[op]()()
     assert calls == [], f"{op}: auto on CPU float32 ran the reference"
@@ -228,10 +190,11 @@ def test_calls_run_the_kernel_or_the_twin_as_routed(op, reference_module, refere
     assert torch.isfinite(kernel_out[0] if isinstance(kernel_out, tuple) else kernel_out).all()
 
 
-@pytest.mark.parametrize("op", ["lstm_cell_pointwise", "draw_generate"])
+@pytest.mark.parametrize("op", sorted(op for op, k in DECLARATIONS.items()
+                                     if op in TWINS and k.cpu and not (k.cuda or k.triton)))
 def test_unsupported_dtype_raises_under_cpu_and_runs_the_twin_under_auto(op, monkeypatch):
-    reference_module = lstm_ref if op == "lstm_cell_pointwise" else draw_ref
-    calls = spy(monkeypatch, reference_module, op)
+    reference_module, reference_name = TWINS[op]
+    calls = spy(monkeypatch, reference_module, reference_name)
     call = CALLS[op](torch.bfloat16)
     with fastgen.use_backend("cpu"), pytest.raises(_route.BackendUnavailableError, match="takes torch.float32"):
         call()
@@ -239,7 +202,7 @@ def test_unsupported_dtype_raises_under_cpu_and_runs_the_twin_under_auto(op, mon
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a fallback by design is silent
         call()
-    assert calls == [op]
+    assert calls == [reference_name]
 
 
 @pytest.mark.parametrize("op", OPS)
