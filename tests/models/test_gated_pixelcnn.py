@@ -146,5 +146,5 @@ def test_save_and_load_round_trip(tmp_path):
 
 def test_training_steps_reduce_the_loss():
     model = GatedPixelCNN(**TINY, channels=1, levels=2)
-    losses = train_steps(model, checkerboards(), lr=3e-2)
+    losses = train_steps(model, checkerboards(), steps=40, lr=3e-2)  # 25 steps left ~12% on some inits
     assert losses[-1] < 0.1 * losses[0], losses
