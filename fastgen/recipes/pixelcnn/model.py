@@ -1,0 +1,139 @@
+"""The two models of the recipe (fastgen.models.pixelcnn), their configs for a data set, the training
+loss with the binarisation protocol, and the exact test NLL.
+
+Metrics: the models give the exact -log p(x), so the figures are likelihoods, not bounds: nats per
+image for binary images, and bits per sub-pixel ("bits/dim" = nats / (C H W ln 2)) for 256 levels,
+each with its standard error over the images."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, fields
+from typing import Callable, Optional, Union
+
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from fastgen.models.pixelcnn import GatedPixelCNN, GatedPixelCNNConfig, PixelCNN, PixelCNNConfig
+from fastgen.models.pixelcnn import loss_fn as model_loss_fn
+from fastgen.recipes.pixelcnn.data import DataSpec
+from fastgen.recipes.runs import RecipeError
+
+KINDS = ("pixelcnn", "gated-pixelcnn")
+TITLES = {"pixelcnn": "PixelCNN", "gated-pixelcnn": "Gated PixelCNN"}
+_MODELS = {"pixelcnn": (PixelCNN, PixelCNNConfig), "gated-pixelcnn": (GatedPixelCNN, GatedPixelCNNConfig)}
+IMAGE_FIELDS = ("height", "width", "channels", "levels")  # set by the data, never by a flag
+UNSUPPORTED = ("classes",)  # class conditioning: the recipe's data carry no labels yet
+EVAL_BATCH = 100
+METRIC = ("exact negative log-likelihood -log p(x) (the model's autoregressive factorisation, no bound), "
+          "averaged over the images; standard error over the images")
+
+
+def check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise RecipeError(f"unknown model {kind!r}; choose one of {', '.join(KINDS)}")
+
+
+def config_class(kind: str):
+    check_kind(kind)
+    return _MODELS[kind][1]
+
+
+def size_fields(kind: str) -> tuple[str, ...]:
+    """The config fields a user sets (flags of ``fastgen train``): all but the data's and the unsupported."""
+    return tuple(f.name for f in fields(config_class(kind)) if f.name not in IMAGE_FIELDS + UNSUPPORTED)
+
+
+def make_config(kind: str, spec: DataSpec, image_shape: tuple[int, int, int], overrides: Optional[dict] = None):
+    """``kind``'s config for ``spec``'s images of ``image_shape`` (C, H, W): the small MNIST config for
+    binary data, the paper's colour-scale defaults otherwise, with ``overrides`` (None values ignored)."""
+    cls = config_class(kind)
+    C, H, W = image_shape
+    values = dict(channels=C, height=H, width=W, levels=spec.levels)
+    for key, value in (overrides or {}).items():
+        if key not in size_fields(kind):
+            raise RecipeError(f"{TITLES[kind]} has no setting {key!r}")
+        if value is not None:
+            values[key] = value
+    try:
+        return cls.mnist(**values) if spec.binary else cls(**values)
+    except (TypeError, ValueError) as e:
+        raise RecipeError(str(e)) from None
+
+
+def build_model(kind: str, config: Union[dict, PixelCNNConfig, GatedPixelCNNConfig]) -> nn.Module:
+    cls, cfg_cls = _MODELS[kind]
+    return cls(cfg_cls(**config) if isinstance(config, dict) else config)
+
+
+def describe_config(kind: str, cfg) -> str:
+    kernels = (f"{cfg.first_kernel}x{cfg.first_kernel} mask A, {cfg.kernel}x{cfg.kernel} mask B" if kind == "pixelcnn"
+               else f"{cfg.kernel}x{cfg.kernel} vertical, 1x{cfg.kernel} horizontal")
+    output = "one Bernoulli logit per pixel" if cfg.levels == 2 else f"{cfg.levels}-way softmax per sub-pixel"
+    layers = f"{cfg.layers} layer{'s' if cfg.layers != 1 else ''}"
+    return (f"{TITLES[kind]} {cfg.height}x{cfg.width}x{cfg.channels}, {layers} of {cfg.hidden}, {kernels}, "
+            f"output {cfg.output_hidden} -> {output}")
+
+
+def config_dict(cfg) -> dict:
+    return asdict(cfg)
+
+
+def make_loss_fn(spec: DataSpec) -> Callable:
+    """loss_fn(model, batch, generator) for the Trainer. Batches arrive as uint8 images: 256-level
+    pixels are the targets as they are; binary sources' images are grey (dynamic binarisation: each
+    becomes a fresh Bernoulli sample from the Trainer's generator, so resuming stays exact) or
+    already 0 / 255."""
+    def loss_fn(model, batch, generator):
+        if spec.binary:
+            p = batch.float() / 255
+            batch = (torch.bernoulli(p, generator=generator) if spec.binarize == "dynamic" else p).to(torch.uint8)
+        return model_loss_fn(model, batch, generator)
+    return loss_fn
+
+
+def model_levels(images: Tensor, levels: int) -> Tensor:
+    """uint8 images as stored in a Split (binary: 0 / 255) -> the model's integer levels."""
+    return images // 255 if levels == 2 else images
+
+
+@torch.no_grad()
+def per_image_nll(model: nn.Module, images: Tensor, batch_size: int = EVAL_BATCH, progress: bool = False,
+                  desc: str = "NLL") -> Tensor:
+    """-log p(x) in nats, float64 [n], of uint8 images (a Split's, binary ones binarised)."""
+    if len(images) == 0:
+        raise RecipeError("no images to evaluate")
+    device = next(model.parameters()).device
+    levels = model.config.levels
+    was_training = model.training
+    model.eval()
+    parts = []
+    try:
+        for start in tqdm(range(0, len(images), batch_size), desc=desc, unit="batch", leave=False,
+                          disable=not progress):
+            x = model_levels(images[start:start + batch_size], levels).to(device)
+            parts.append(model.nll(x).double().cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(parts)
+
+
+def _sem(values: Tensor) -> float:
+    return float(values.std() / math.sqrt(len(values))) if len(values) > 1 else float("nan")
+
+
+def nll_summary(nll: Tensor, cfg) -> dict:
+    """Mean and standard error in nats/image and bits/dim; ``value`` / ``unit``: the figure reported for
+    the model's data (nats/image for binary images, bits/dim for 256 levels)."""
+    dims = cfg.channels * cfg.height * cfg.width
+    bits = nll / (dims * math.log(2))
+    out = {"nats_per_image": float(nll.mean()), "nats_per_image_sem": _sem(nll),
+           "bits_per_dim": float(bits.mean()), "bits_per_dim_sem": _sem(bits), "n": len(nll)}
+    key = "nats_per_image" if cfg.levels == 2 else "bits_per_dim"
+    out.update(value=out[key], sem=out[f"{key}_sem"], unit=key.replace("_per_", "/"))
+    return out
+
+
+def nll_text(summary: dict) -> str:
+    digits = 2 if summary["unit"] == "nats/image" else 4
+    return f"{summary['value']:.{digits}f} ± {summary['sem']:.{digits}f} (s.e.) {summary['unit']}"
