@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Optional
 
 from fastgen.cli.args import (GIF_SUFFIXES, IMAGE_SUFFIXES, CLIError, add_threads_flag, check_out_file, flag, given,
-                              non_negative_int, optional_path, positive_float, positive_int, set_threads, user_errors)
-from fastgen.cli.training import MICRO_BATCHES_HELP, train_command, warn_on_thread_change
+                              non_negative_int, optional_path, positive_int, set_threads, user_errors)
+from fastgen.cli.training import add_image_training_flags, train_command, warn_on_thread_change
 from fastgen.recipes.family import DemoBudget, Family
 
 # Flags that set model config fields (dest == the config field), per model.
@@ -147,30 +147,9 @@ def _add_train_arguments(m: argparse.ArgumentParser, kind: str) -> None:
     m.add_argument("--data", metavar="SOURCE|PATH",
                    help=f"{sources}{', or a folder of MNIST-layout IDX files' if kind == 'draw' else ''} "
                         f"(default {DEFAULT_DATA[kind]})")
-    d = TRAIN_DEFAULTS
-    m.add_argument("--epochs", type=positive_int, help=f"epochs in total (default {d['epochs']}; "
-                                                        "with --resume: the run's, or more)")
-    m.add_argument("--batch-size", type=positive_int, metavar="B", help=f"default {d['batch_size']}")
-    m.add_argument("--lr", type=positive_float, help=f"Adam learning rate (default {d['lr']})")
-    m.add_argument("--grad-clip", type=positive_float, metavar="NORM",
-                   help=f"clip the gradient's global norm (default {d['grad_clip']})")
-    m.add_argument("--binarize", choices=("dynamic", "fixed", "threshold"),
-                   help="binarisation protocol (default dynamic: a fresh Bernoulli sample of every "
-                        "training image each epoch; the test set is binarised once)")
-    m.add_argument("--binarize-seed", type=non_negative_int, metavar="S",
-                   help=f"seed of the fixed binarisation (default {d['binarize_seed']})")
-    m.add_argument("--seed", type=non_negative_int, help=f"training seed (default {d['seed']})")
-    m.add_argument("--max-train", type=positive_int, metavar="N", help="use the first N training images")
-    m.add_argument("--max-test", type=positive_int, metavar="N",
-                   help=f"test images for the periodic NLL bound (default {d['max_test']})")
-    m.add_argument("--eval-every", type=positive_int, metavar="STEPS",
-                   help="steps between test evaluations (default: one epoch; also at the end)")
-    m.add_argument("--checkpoint-every", type=positive_int, metavar="STEPS",
-                   help="steps between checkpoints (default: one epoch; also at the end)")
-    m.add_argument("--micro-batches", type=positive_int, metavar="M", help=MICRO_BATCHES_HELP)
-    m.add_argument("--resume", action="store_true",
-                   help="continue the run in --out exactly where its checkpoint stopped")
-    add_threads_flag(m)
+    add_image_training_flags(m, TRAIN_DEFAULTS, eval_split="test", eval_what="NLL bound",
+                             binarize_help="binarisation protocol (default dynamic: a fresh Bernoulli sample of "
+                                           "every training image each epoch; the test set is binarised once)")
     defaults = rec.config_class(kind)()
     g = m.add_argument_group("model size (defaults: the paper's config)")
     g.add_argument("--attention", action=argparse.BooleanOptionalAction, default=None,

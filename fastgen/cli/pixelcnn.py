@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Optional
 
 from fastgen.cli.args import (GIF_SUFFIXES, IMAGE_SUFFIXES, JSON_SUFFIXES, CLIError, add_threads_flag,
-                              check_out_file, flag, given, non_negative_int, optional_path, positive_float,
+                              check_out_file, flag, given, non_negative_int, optional_path,
                               positive_int, set_threads, user_errors, write_text)
-from fastgen.cli.training import MICRO_BATCHES_HELP, train_command, warn_on_thread_change
+from fastgen.cli.training import add_image_training_flags, train_command, warn_on_thread_change
 from fastgen.recipes.family import DemoBudget, Family
 
 # Defaults of the training flags (the flags default to None, so that --resume can tell a flag the user
@@ -122,29 +122,10 @@ def _add_train_arguments(m: argparse.ArgumentParser, kind: str) -> None:
                    help=f"{', '.join(rec.BINARY_SOURCES)} (binary); fashion-mnist-256, image-folder (the "
                         "scikit-image / scikit-learn photographs in 32x32 patches), image-folder:PATH, "
                         f"cifar10:PATH (CIFAR-10 binary batches) (256 levels; default {d['data']})")
-    m.add_argument("--epochs", type=positive_int, help=f"epochs in total (default {d['epochs']}; "
-                                                        "with --resume: the run's, or more)")
-    m.add_argument("--batch-size", type=positive_int, metavar="B", help=f"default {d['batch_size']}")
-    m.add_argument("--lr", type=positive_float, help=f"Adam learning rate (default {d['lr']})")
-    m.add_argument("--grad-clip", type=positive_float, metavar="NORM",
-                   help=f"clip the gradient's global norm (default {d['grad_clip']})")
-    m.add_argument("--binarize", choices=("dynamic", "fixed", "threshold"),
-                   help="binary sources' protocol (default dynamic: a fresh Bernoulli sample of every training "
-                        "image each epoch; validation and test images are binarised once)")
-    m.add_argument("--binarize-seed", type=non_negative_int, metavar="S",
-                   help=f"seed of the fixed binarisation (default {d['binarize_seed']})")
-    m.add_argument("--seed", type=non_negative_int, help=f"training seed (default {d['seed']})")
-    m.add_argument("--max-train", type=positive_int, metavar="N", help="use the first N training images")
-    m.add_argument("--max-val", type=positive_int, metavar="N",
-                   help=f"validation images for the periodic NLL (default {d['max_val']})")
-    m.add_argument("--eval-every", type=positive_int, metavar="STEPS",
-                   help="steps between validation evaluations (default: one epoch; also at the end)")
-    m.add_argument("--checkpoint-every", type=positive_int, metavar="STEPS",
-                   help="steps between checkpoints (default: one epoch; also at the end)")
-    m.add_argument("--micro-batches", type=positive_int, metavar="M", help=MICRO_BATCHES_HELP)
-    m.add_argument("--resume", action="store_true",
-                   help="continue the run in --out exactly where its checkpoint stopped")
-    add_threads_flag(m)
+    add_image_training_flags(m, d, eval_split="val", eval_what="NLL",
+                             binarize_help="binary sources' protocol (default dynamic: a fresh Bernoulli sample of "
+                                           "every training image each epoch; validation and test images are "
+                                           "binarised once)")
     binary, colour = rec.config_class(kind).mnist(), rec.config_class(kind)()
     g = m.add_argument_group("model size (defaults: binary data / 256 levels)")
     for name in rec.size_fields(kind):
