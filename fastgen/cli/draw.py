@@ -11,7 +11,7 @@ from typing import Optional
 
 from fastgen.cli.args import (GIF_SUFFIXES, IMAGE_SUFFIXES, CLIError, add_threads_flag, check_out_file, flag, given,
                               non_negative_int, optional_path, positive_int, set_threads, user_errors)
-from fastgen.cli.training import add_image_training_flags, train_command, warn_on_thread_change
+from fastgen.cli.training import add_image_training_flags, resumed_train_config, train_command
 from fastgen.recipes.family import DemoBudget, Family
 
 # Flags that set model config fields (dest == the config field), per model.
@@ -71,22 +71,8 @@ def _resume_conflicts(args: argparse.Namespace, kind: str, run: dict, stored_tra
 def _resumed_settings(args: argparse.Namespace, kind: str):
     """The run in --out as it was started (only --epochs may change): (config, DataSpec, TrainConfig,
     max_test, eval seed)."""
-    from fastgen.recipes.runs import check_resume_flags, check_run_folder
-    from fastgen.train import TrainConfig
     rec = recipes()
-    out = Path(args.out)
-    check_run_folder(out, resume=True)
-    ckpt, run = rec.read_run(out, kind)
-    stored_train = dict(ckpt.extra.get("config") or {})
-    check_resume_flags(out, _resume_conflicts(args, kind, run, stored_train), "--epochs")
-    warn_on_thread_change(run)
-    if args.epochs is not None:
-        stored_train["epochs"] = args.epochs
-    known = set(TrainConfig.__dataclass_fields__)
-    try:
-        train = TrainConfig(**{k: v for k, v in stored_train.items() if k in known})
-    except (TypeError, ValueError) as e:
-        raise CLIError(f"{ckpt.directory / 'trainer.json'}: the stored training settings are not valid: {e}") from None
+    run, train = resumed_train_config(args, kind, rec.read_run, _resume_conflicts)
     cfg = rec.config_class(kind)(**run["model"])
     return cfg, rec.spec_from_run(run), train, run["eval"]["max_test"], run["eval"]["seed"]
 

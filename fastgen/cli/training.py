@@ -48,6 +48,27 @@ def add_image_training_flags(m: argparse.ArgumentParser, d: dict, *, eval_split:
     add_threads_flag(m)
 
 
+def resumed_train_config(args: argparse.Namespace, kind: str, read_run: Callable, conflicts: Callable):
+    """The run in --out as it was started, for ``--resume`` (only --epochs may change): checks the
+    folder and the flags (``conflicts(args, kind, run, stored_train) -> problems``), warns on a thread
+    change, and returns (run description, TrainConfig)."""
+    from fastgen.recipes.runs import check_resume_flags, check_run_folder
+    from fastgen.train import TrainConfig
+    out = Path(args.out)
+    check_run_folder(out, resume=True)
+    ckpt, run = read_run(out, kind)
+    stored_train = dict(ckpt.extra.get("config") or {})
+    check_resume_flags(out, conflicts(args, kind, run, stored_train), "--epochs")
+    warn_on_thread_change(run)
+    if args.epochs is not None:
+        stored_train["epochs"] = args.epochs
+    known = set(TrainConfig.__dataclass_fields__)
+    try:
+        return run, TrainConfig(**{k: v for k, v in stored_train.items() if k in known})
+    except (TypeError, ValueError) as e:
+        raise CLIError(f"{ckpt.directory / 'trainer.json'}: the stored training settings are not valid: {e}") from None
+
+
 @contextlib.contextmanager
 def training_processes() -> Iterator[None]:
     """Under torchrun: join the process group (gloo: the recipes train on the CPU, and NCCL cannot

@@ -510,10 +510,7 @@ def train_run(kind: str, model: Union[dict, DRAWConfig, AlignDRAWConfig, None], 
     initial: dict = {}
     if resume:
         resume_trainer(trainer, out)
-        total = train_config.epochs * steps_per_epoch
-        if train_config.max_steps is not None:
-            total = min(total, train_config.max_steps)
-        log(f"resuming at step {trainer.step} of {total}")
+        log(f"resuming at step {trainer.step} of {train_config.total_steps(steps_per_epoch)}")
     else:
         initial = trainer.evaluate()  # {} on every process but the first (see Trainer.evaluate)
         if initial:

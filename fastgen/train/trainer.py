@@ -99,6 +99,11 @@ class TrainConfig:
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ValueError(f"TrainConfig.grad_clip must be > 0 or None, got {self.grad_clip}")
 
+    def total_steps(self, steps_per_epoch: int) -> int:
+        """The global step a run ends at: ``epochs`` epochs, cut at ``max_steps``."""
+        total = self.epochs * steps_per_epoch
+        return total if self.max_steps is None else min(total, self.max_steps)
+
 
 class Trainer:
     """Adam + gradient clipping + logging + evaluation + checkpoints + exact resume + DDP.
@@ -180,9 +185,7 @@ class Trainer:
                              resumed=self._resumed_data)
         self._data_state = source.state
         steps_per_epoch = source.steps_per_epoch
-        total = cfg.epochs * steps_per_epoch
-        if cfg.max_steps is not None:
-            total = min(total, cfg.max_steps)
+        total = cfg.total_steps(steps_per_epoch)
 
         self.update.start(self.world_size, self.device)
         self.model.train()
