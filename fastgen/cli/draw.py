@@ -1,6 +1,6 @@
 """``fastgen train|eval|sample|bench draw`` and ``fastgen train|eval|sample aligndraw``: the two image
 families, one class with the kind as its parameter, over fastgen.recipes.draw (data, binarisation
-protocol, test NLL bound, run description in the checkpoint). Evaluation is in
+protocol, NLL bound, run description in the checkpoint). Evaluation is in
 :mod:`fastgen.cli.draw_eval`, the demo parts in :mod:`fastgen.cli.draw_demo`."""
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ MODEL_FLAGS = {
 # Defaults of the training flags (the flags themselves default to None, so that --resume can tell
 # a flag the user gave from one left alone).
 TRAIN_DEFAULTS = dict(epochs=10, batch_size=64, lr=1e-3, grad_clip=10.0, binarize="dynamic",
-                      binarize_seed=0, seed=0, max_test=1000)
+                      binarize_seed=0, seed=0, max_val=1000)
 DEFAULT_DATA = {"draw": "mnist-subset", "aligndraw": "mnist-captions"}
 _SIZE_HELP = {"enc_size": "encoder LSTM units", "dec_size": "decoder LSTM units",
               "infer_size": "inference LSTM units", "gen_size": "generative LSTM units",
@@ -64,21 +64,24 @@ def _resume_conflicts(args: argparse.Namespace, kind: str, run: dict, stored_tra
     problems += differing_flags({name: getattr(args, name) for name in ("binarize", "binarize_seed", "max_train")},
                                 data)
     problems += differing_flags({name: getattr(args, name) for name in _TRAIN_SETTINGS}, stored_train)
-    problems += differing_flags({"max_test": args.max_test}, run["eval"])
+    problems += differing_flags({"max_val": args.max_val}, run["eval"])
     return problems
 
 
 def _resumed_settings(args: argparse.Namespace, kind: str):
     """The run in --out as it was started (only --epochs may change): (config, DataSpec, TrainConfig,
-    max_test, eval seed)."""
+    max_val, eval seed)."""
     rec = recipes()
     run, train = resumed_train_config(args, kind, rec.read_run, _resume_conflicts)
+    if "max_val" not in run["eval"]:
+        raise CLIError(f"{args.out} was trained before fastgen held out a validation split; it cannot be resumed "
+                       "(its training images include the validation images): start a new run")
     cfg = rec.config_class(kind)(**run["model"])
-    return cfg, rec.spec_from_run(run), train, run["eval"]["max_test"], run["eval"]["seed"]
+    return cfg, rec.spec_from_run(run), train, run["eval"]["max_val"], run["eval"]["seed"]
 
 
 def _train_settings(args: argparse.Namespace, kind: str):
-    """(model config or overrides, DataSpec, TrainConfig, max_test, eval seed) for a new run or,
+    """(model config or overrides, DataSpec, TrainConfig, max_val, eval seed) for a new run or,
     with --resume, the run in --out as it was started."""
     from fastgen.train import TrainConfig
     if args.resume:
@@ -100,18 +103,19 @@ def _train_settings(args: argparse.Namespace, kind: str):
                             micro_batches=given(args, "micro_batches", 1))
     except ValueError as e:
         raise CLIError(str(e)) from None
-    return overrides, spec, train, given(args, "max_test", d["max_test"]), 0
+    return overrides, spec, train, given(args, "max_val", d["max_val"]), 0
 
 
 def bound_text(value: float, n: int, protocol: str) -> str:
-    return f"{value:.2f} nats/image (single-sample estimate per image, {n:,} test images; {protocol})"
+    return f"{value:.2f} nats/image (single-sample estimate per image, {n:,} validation images; {protocol})"
 
 
 def report_training(result) -> tuple[Optional[float], Optional[float]]:
-    """Print what the run did; returns (test bound before training or None, test bound at the end)."""
+    """Print what the run did; returns (validation bound before training or None, validation bound at
+    the end)."""
     summary = result.summary
-    start = result.initial_eval.get("eval_test_nll_bound") if result.initial_eval else None
-    end = summary.get("eval", {}).get("eval_test_nll_bound")
+    start = result.initial_eval.get("eval_val_nll_bound") if result.initial_eval else None
+    end = summary.get("eval", {}).get("eval_val_nll_bound")
     steps = summary["steps_this_session"]
     rate = summary.get("steps_per_second")
     print(f"trained {steps} step{'s' if steps != 1 else ''} this session "
@@ -122,7 +126,8 @@ def report_training(result) -> tuple[Optional[float], Optional[float]]:
         print(f"train NLL bound (last logged step): {final['nll_bound']:.2f} nats/image")
     if end is not None:
         shown = f"{start:.2f} -> " if start is not None else ""
-        print(f"test NLL bound: {shown}{bound_text(end, result.run['data']['n_test'], result.run['data']['protocol'])}")
+        print(f"validation NLL bound: {shown}"
+              f"{bound_text(end, result.run['data']['n_val'], result.run['data']['protocol'])}")
     return start, end
 
 
@@ -133,9 +138,10 @@ def _add_train_arguments(m: argparse.ArgumentParser, kind: str) -> None:
     m.add_argument("--data", metavar="SOURCE|PATH",
                    help=f"{sources}{', or a folder of MNIST-layout IDX files' if kind == 'draw' else ''} "
                         f"(default {DEFAULT_DATA[kind]})")
-    add_image_training_flags(m, TRAIN_DEFAULTS, eval_split="test", eval_what="NLL bound",
+    add_image_training_flags(m, TRAIN_DEFAULTS, eval_what="NLL bound",
                              binarize_help="binarisation protocol (default dynamic: a fresh Bernoulli sample of "
-                                           "every training image each epoch; the test set is binarised once)")
+                                           "every training image each epoch; validation and test images are "
+                                           "binarised once)")
     defaults = rec.config_class(kind)()
     g = m.add_argument_group("model size (defaults: the paper's config)")
     g.add_argument("--attention", action=argparse.BooleanOptionalAction, default=None,
@@ -192,11 +198,11 @@ class ImageFamily(Family):
         self.help = {"train": f"{title} (defaults: the paper's config)", "eval": f"evaluate {title}",
                      "sample": f"sample {title}", "bench": bench_help, "demo": demo_help}
         self.description = {
-            "train": f"Train {title}: the test NLL bound (nats/image) on held-out test images every epoch. The "
-                     "checkpoint stores the model config and the data and binarisation protocol, so eval and "
-                     "sample rebuild everything from it.",
-            "eval": "Print the test NLL bound in nats/image, with its binarisation protocol, and write eval.json "
-                    "beside the checkpoint.",
+            "train": f"Train {title}: the validation NLL bound (nats/image) every epoch; the test split is not "
+                     "read. The checkpoint stores the model config and the data and binarisation protocol, so "
+                     "eval and sample rebuild everything from it.",
+            "eval": "Print the test NLL bound (or with --split val the validation bound) in nats/image, with its "
+                    "binarisation protocol, and write eval.json (eval_val.json) beside the checkpoint.",
             "sample": "Sample images from a checkpoint into a grid PNG and, with --gif, an animation of the "
                       "canvas over the T steps with the write window drawn on every frame.",
         }
@@ -212,8 +218,8 @@ class ImageFamily(Family):
 
     def train(self, args: argparse.Namespace) -> int:
         def run(out: Path):
-            model, spec, train, max_test, eval_seed = _train_settings(args, self.name)
-            return recipes().train_run(self.name, model, spec, train, out, resume=args.resume, max_test=max_test,
+            model, spec, train, max_val, eval_seed = _train_settings(args, self.name)
+            return recipes().train_run(self.name, model, spec, train, out, resume=args.resume, max_val=max_val,
                                        eval_seed=eval_seed, log=print)
         return train_command(args, self.name, run, checkpoint_default="one epoch", length_flag="--epochs",
                              position=lambda s: f"{s['step']} (epoch {s['epochs']:.2f})", report=report_training,

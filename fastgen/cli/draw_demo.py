@@ -21,23 +21,23 @@ class DemoRun:
     batch_size: int
     lr: float
     max_train: Optional[int]
-    max_test: int
+    max_val: int
     samples: int                  # DRAW: images in the grid; AlignDRAW: samples per caption
 
 
 DEMO_DRAW = {
     "quick": DemoRun(dict(T=10, enc_size=128, dec_size=128, z_size=20, read_N=5, write_N=5),
-                     epochs=2, batch_size=32, lr=3e-3, max_train=None, max_test=500, samples=64),
+                     epochs=2, batch_size=32, lr=3e-3, max_train=None, max_val=500, samples=64),
     "full": DemoRun(dict(T=10, enc_size=128, dec_size=128, z_size=20, read_N=5, write_N=5),
-                    epochs=20, batch_size=64, lr=3e-3, max_train=None, max_test=1000, samples=64),
+                    epochs=20, batch_size=64, lr=3e-3, max_train=None, max_val=1000, samples=64),
 }
 DEMO_ALIGNDRAW = {
     "quick": DemoRun(dict(T=8, infer_size=64, gen_size=64, z_size=16, read_N=5, write_N=5, embed_size=32,
                           lang_size=32, align_size=64),
-                     epochs=4, batch_size=32, lr=3e-3, max_train=1000, max_test=300, samples=6),
+                     epochs=4, batch_size=32, lr=3e-3, max_train=1000, max_val=300, samples=6),
     "full": DemoRun(dict(T=12, infer_size=128, gen_size=128, z_size=32, read_N=8, write_N=8, embed_size=32,
                          lang_size=64, align_size=128),
-                    epochs=6, batch_size=64, lr=3e-3, max_train=5_000, max_test=500, samples=6),
+                    epochs=6, batch_size=64, lr=3e-3, max_train=5_000, max_val=500, samples=6),
 }
 
 
@@ -60,7 +60,7 @@ def demo_captions() -> list[str]:
 def _curve(result, title: str):
     from fastgen.viz import history_curve
     return history_curve(result.history, result.initial_eval,
-                         {"train bound (per step)": "nll_bound", "test bound": "eval_test_nll_bound"},
+                         {"train bound (per step)": "nll_bound", "validation bound": "eval_val_nll_bound"},
                          title=title, ylabel="nats/image")
 
 
@@ -72,7 +72,7 @@ def _train(kind: str, title: str, spec, settings: DemoRun, out: Path, label: str
     config = TrainConfig(batch_size=settings.batch_size, epochs=settings.epochs, lr=settings.lr,
                          grad_clip=TRAIN_DEFAULTS["grad_clip"], seed=0)
     print(f"training {title} ({label}) ...", flush=True)
-    result = recipes().train_run(kind, settings.model, spec, config, run_dir, max_test=settings.max_test,
+    result = recipes().train_run(kind, settings.model, spec, config, run_dir, max_val=settings.max_val,
                                  log=lambda line: print("  " + line, flush=True))
     report_training(result)
     return result
@@ -86,7 +86,7 @@ def draw_part(out: Path, quick: bool, budget: float) -> list[tuple[str, Path]]:
     spec, problems = None, []
     for source in ("mnist-subset", "fashion-mnist"):
         try:
-            rec.load_split(rec.DataSpec(source), "test", 1)
+            rec.load_split(rec.DataSpec(source), "val", 1)
         except DataError as e:
             problems.append(str(e))
             continue

@@ -1,4 +1,4 @@
-"""``fastgen eval draw|aligndraw``: the test NLL bound of a run (eval.json), optionally paired with
+"""``fastgen eval draw|aligndraw``: the test (or validation) NLL bound of a run (eval.json), optionally paired with
 another run's on the same images (--compare), and AlignDRAW's caption fidelity (--fidelity)."""
 from __future__ import annotations
 
@@ -16,15 +16,19 @@ def add_eval_arguments(m: argparse.ArgumentParser, kind: str) -> None:
     m.add_argument("--checkpoint", required=True, metavar="DIR",
                    help="a `fastgen train` --out folder, or its checkpoint/ subfolder")
     m.add_argument("--data", metavar="SOURCE|PATH",
-                   help="evaluate on another data source's test split (default: the run's); the "
+                   help="evaluate on another data source's split (default: the run's); the "
                         "binarisation stays the run's")
-    m.add_argument("--max-test", type=positive_int, metavar="N", help="first N test images (default: all)")
+    m.add_argument("--split", choices=("test", "val"), default="test",
+                   help="test (default): the figure to report, read once for the model you chose; val: the "
+                        "validation split, for choosing")
+    m.add_argument("--max-images", type=positive_int, metavar="N", help="first N images of the split (default: all)")
     m.add_argument("--seed", type=non_negative_int, help="seed of the z samples (default: the run's eval seed)")
     m.add_argument("--batch-size", type=positive_int, default=250, metavar="B", help="default %(default)s")
-    m.add_argument("--out", metavar="FILE", help="where to write the JSON (default: RUN/eval.json)")
+    m.add_argument("--out", metavar="FILE",
+                   help="where to write the JSON (default: RUN/eval.json, with --split val RUN/eval_val.json)")
     m.add_argument("--compare", metavar="DIR",
                    help="another run of the same model and data: also report its bound on the same "
-                        "test images and z seed, and the paired difference with its standard error")
+                        "images and z seed, and the paired difference with its standard error")
     add_threads_flag(m)
     if kind != "aligndraw":
         return
@@ -51,16 +55,16 @@ def add_eval_arguments(m: argparse.ArgumentParser, kind: str) -> None:
 
 def _comparison_run(run: dict, args: argparse.Namespace, kind: str, spec):
     """eval --compare OTHER: (OTHER's model, its checkpoint), once OTHER is known to be evaluable on
-    this run's test images (same data, or --data for both, and the same test binarisation)."""
+    this run's images (same data, or --data for both, and the same held-out binarisation)."""
     rec = recipes()
     other, other_run, other_ckpt = rec.load_run(args.compare, kind)
     mine, theirs = rec.spec_from_run(run), rec.spec_from_run(other_run)
     if spec is None and mine.name != theirs.name:
         raise rec.RecipeError(f"cannot compare: {args.compare} was trained on {theirs.name}, this run on "
                               f"{mine.name} (--data evaluates both on one source)")
-    if mine.test_protocol() != theirs.test_protocol():
-        raise rec.RecipeError(f"cannot compare: the test sets are binarised differently ({mine.test_protocol()} "
-                              f"here, {theirs.test_protocol()} there)")
+    if mine.held_out_protocol() != theirs.held_out_protocol():
+        raise rec.RecipeError(f"cannot compare: the held-out sets are binarised differently "
+                              f"({mine.held_out_protocol()} here, {theirs.held_out_protocol()} there)")
     return other, other_ckpt
 
 
@@ -109,10 +113,11 @@ def evaluate(args: argparse.Namespace, kind: str, title: str) -> int:
         model, run, ckpt = rec.load_run(args.checkpoint, kind)
         spec = rec.DataSpec.from_arg(args.data) if args.data else None
         other, other_ckpt = _comparison_run(run, args, kind, spec) if args.compare else (None, None)
-        result = rec.evaluate_run(model, run, spec, max_test=args.max_test, seed=args.seed,
+        result = rec.evaluate_run(model, run, spec, args.split, args.max_images, seed=args.seed,
                                   batch_size=args.batch_size, progress=sys.stderr.isatty(), other=other)
+    split = "test" if args.split == "test" else "validation"
     report = {
-        "metric": "test NLL bound (negative variational lower bound, L^x + L^z)",
+        "metric": f"{split} NLL bound (negative variational lower bound, L^x + L^z)",
         "value": result["nll_bound"],
         "unit": "nats/image",
         "estimator": rec.ESTIMATOR,
@@ -120,9 +125,10 @@ def evaluate(args: argparse.Namespace, kind: str, title: str) -> int:
         "recon": result["recon"],
         "kl": result["kl"],
         "protocol": result["protocol"],
-        "n_test": result["n"],
+        "split": args.split,
+        "n": result["n"],
         "data": result["data"],
-        "test_split": result["test_split"],
+        "split_description": result["split_description"],
         "seed": result["seed"],
         "model": kind,
         "checkpoint": str(ckpt.directory),
@@ -139,14 +145,15 @@ def evaluate(args: argparse.Namespace, kind: str, title: str) -> int:
     if getattr(args, "fidelity", False):
         with user_errors():
             report["fidelity"], fidelity_lines = _caption_fidelity(model, run, ckpt, args)
-    out = Path(args.out) if args.out else rec.find_checkpoint(args.checkpoint).parent / "eval.json"
+    default = "eval.json" if args.split == "test" else "eval_val.json"
+    out = Path(args.out) if args.out else rec.find_checkpoint(args.checkpoint).parent / default
     write_text(out, json.dumps(report, indent=1))
-    print(f"{title} at step {ckpt.step}: test NLL bound "
+    print(f"{title} at step {ckpt.step}: {split} NLL bound "
           f"{result['nll_bound']:.2f} ± {result['nll_bound_sem']:.2f} (s.e.) nats/image")
-    print(f"  recon {result['recon']:.2f} + KL {result['kl']:.2f}; {result['n']:,} test images "
-          f"({result['test_split']})")
+    print(f"  recon {result['recon']:.2f} + KL {result['kl']:.2f}; {result['n']:,} {split} images "
+          f"({result['split_description']})")
     print(f"  binarisation: {result['protocol']}")
-    print("  single-sample estimate per image: one z ~ q(z|x) per test image, seed "
+    print("  single-sample estimate per image: one z ~ q(z|x) per image, seed "
           f"{result['seed']} (an upper bound on -log p(x) only in expectation)")
     for line in compare_lines + fidelity_lines:
         print(line)

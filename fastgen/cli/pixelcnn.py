@@ -108,7 +108,7 @@ def _add_train_arguments(m: argparse.ArgumentParser, kind: str) -> None:
                    help=f"{', '.join(rec.BINARY_SOURCES)} (binary); fashion-mnist-256, image-folder (the "
                         "scikit-image / scikit-learn photographs in 32x32 patches), image-folder:PATH, "
                         f"cifar10:PATH (CIFAR-10 binary batches) (256 levels; default {d['data']})")
-    add_image_training_flags(m, d, eval_split="val", eval_what="NLL",
+    add_image_training_flags(m, d, eval_what="NLL",
                              binarize_help="binary sources' protocol (default dynamic: a fresh Bernoulli sample of "
                                            "every training image each epoch; validation and test images are "
                                            "binarised once)")

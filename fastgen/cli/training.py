@@ -19,11 +19,10 @@ MICRO_BATCHES_HELP = ("split each process's share of a batch into M slices, thei
                       "memory; one process with M = K computes what `torchrun --nproc_per_node K` does; default 1)")
 
 
-def add_image_training_flags(m: argparse.ArgumentParser, d: dict, *, eval_split: str, eval_what: str,
-                             binarize_help: str) -> None:
+def add_image_training_flags(m: argparse.ArgumentParser, d: dict, *, eval_what: str, binarize_help: str) -> None:
     """The training flags the image families share (after --out and --data): schedule, binarisation,
-    seeds, periodic evaluation on ``eval_split`` ("test" or "val": the --max-test / --max-val flag),
-    checkpoints, micro-batches, resume and threads. ``d`` holds the defaults."""
+    seeds, the periodic evaluation of ``eval_what`` on validation images (--max-val), checkpoints,
+    micro-batches, resume and threads. ``d`` holds the defaults."""
     m.add_argument("--epochs", type=positive_int, help=f"epochs in total (default {d['epochs']}; "
                                                         "with --resume: the run's, or more)")
     m.add_argument("--batch-size", type=positive_int, metavar="B", help=f"default {d['batch_size']}")
@@ -35,11 +34,10 @@ def add_image_training_flags(m: argparse.ArgumentParser, d: dict, *, eval_split:
                    help=f"seed of the fixed binarisation (default {d['binarize_seed']})")
     m.add_argument("--seed", type=non_negative_int, help=f"training seed (default {d['seed']})")
     m.add_argument("--max-train", type=positive_int, metavar="N", help="use the first N training images")
-    split = {"test": "test", "val": "validation"}[eval_split]
-    m.add_argument(f"--max-{eval_split}", type=positive_int, metavar="N",
-                   help=f"{split} images for the periodic {eval_what} (default {d[f'max_{eval_split}']})")
+    m.add_argument("--max-val", type=positive_int, metavar="N",
+                   help=f"validation images for the periodic {eval_what} (default {d['max_val']})")
     m.add_argument("--eval-every", type=positive_int, metavar="STEPS",
-                   help=f"steps between {split} evaluations (default: one epoch; also at the end)")
+                   help="steps between validation evaluations (default: one epoch; also at the end)")
     m.add_argument("--checkpoint-every", type=positive_int, metavar="STEPS",
                    help="steps between checkpoints (default: one epoch; also at the end)")
     m.add_argument("--micro-batches", type=positive_int, metavar="M", help=MICRO_BATCHES_HELP)

@@ -32,6 +32,7 @@ from .download import DATASETS, download, ensure_mnist
 from .errors import DataError
 from .idx import read_idx, write_idx
 from .image_patches import ImagePatches, load_image_patches, patch_split
+from .splits import carve_description, carve_validation, subset_rows
 from .mnist import (
     FASHION_MNIST_CLASSES,
     FASHION_MNIST_ROOT,
@@ -73,6 +74,8 @@ __all__ = [
     "Voice",
     "binarization_protocol",
     "binarize",
+    "carve_description",
+    "carve_validation",
     "check_sample_rate",
     "decode_tokens",
     "download",
@@ -97,6 +100,7 @@ __all__ = [
     "read_idx",
     "read_wav",
     "resample",
+    "subset_rows",
     "synthesize_corpus",
     "unigram_baseline",
     "write_cifar10_batch",

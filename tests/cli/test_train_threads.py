@@ -16,7 +16,7 @@ from fastgen.data import write_wav
 
 RUNS = {
     "draw": ["--T", "2", "--enc-size", "8", "--dec-size", "8", "--z-size", "2", "--max-train", "8",
-             "--batch-size", "8", "--max-test", "8", "--epochs", "1"],
+             "--batch-size", "8", "--max-val", "8", "--epochs", "1"],
     "wavenet": ["--residual-channels", "4", "--skip-channels", "4", "--layers-per-stack", "2", "--stacks", "1",
                 "--conditioning", "none", "--batch-size", "2", "--crop", "256", "--val-crops", "1", "--steps", "1"],
 }

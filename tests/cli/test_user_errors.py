@@ -20,7 +20,7 @@ from fastgen.viz import model_samples
 from tests.memory_limit import run_limited
 
 DRAW_TINY = ["--T", "2", "--enc-size", "8", "--dec-size", "8", "--z-size", "2", "--read-N", "2", "--write-N", "2",
-             "--batch-size", "32", "--max-test", "16", "--threads", "1"]
+             "--batch-size", "32", "--max-val", "16", "--threads", "1"]
 WAVENET_TINY = ["--residual-channels", "4", "--skip-channels", "4", "--layers-per-stack", "2", "--stacks", "1",
                 "--conditioning", "mel", "--batch-size", "2", "--crop", "256", "--val-crops", "2", "--threads", "1"]
 

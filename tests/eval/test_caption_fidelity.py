@@ -217,9 +217,9 @@ def test_cli_eval_fidelity(classifier, tmp_path, capsys):
              {"T": "--T", "read_N": "--read-N", "write_N": "--write-N"}[k] for k in TINY_ALIGNDRAW]
     tiny = [x for flag, v in zip(flags, TINY_ALIGNDRAW.values()) for x in (flag, str(v))]
     assert cli.main(["train", "aligndraw", "--out", str(run), *tiny, "--max-train", "64", "--batch-size", "32",
-                     "--max-test", "16", "--epochs", "1"]) == 0
+                     "--max-val", "16", "--epochs", "1"]) == 0
     out = tmp_path / "eval.json"
-    common = ["eval", "aligndraw", "--checkpoint", str(run), "--max-test", "16", "--fidelity",
+    common = ["eval", "aligndraw", "--checkpoint", str(run), "--max-images", "16", "--fidelity",
               "--samples-per-caption", "2", "--max-captions", "5", "--out", str(out)]
     assert cli.main(common) == 0  # validation captions unless the test split is asked for
     printed = capsys.readouterr().out

@@ -121,7 +121,7 @@ def test_selection_script_over_kept_checkpoints(classifier, tmp_path, capsys):
     tiny = ["--T", "2", "--infer-size", "8", "--gen-size", "8", "--z-size", "2", "--read-N", "2", "--write-N", "2",
             "--embed-size", "4", "--lang-size", "4", "--align-size", "8"]
     assert cli.main(["train", "aligndraw", "--out", str(run), *tiny, "--max-train", "32", "--batch-size", "16",
-                     "--max-test", "4", "--epochs", "1"]) == 0
+                     "--max-val", "4", "--epochs", "1"]) == 0
     for name in ("step-2", ".tmp"):
         shutil.copytree(run / "checkpoint", keep / name)
     script = Path(__file__).resolve().parents[2] / "benchmarks" / "aligndraw_fidelity_select.py"

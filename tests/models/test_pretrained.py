@@ -106,7 +106,7 @@ def test_loads_the_folder_fastgen_train_writes(tmp_path):
     out = tmp_path / "run"
     recipe.train_run("draw", {"T": 3, "enc_size": 16, "dec_size": 16, "z_size": 4},
                      recipe.DataSpec("mnist-subset", max_train=32), TrainConfig(batch_size=32, max_steps=1, progress=False),
-                     out, max_test=16, log=lambda line: None)
+                     out, max_val=16, log=lambda line: None)
     trained, run, _ = recipe.load_run(out)
     assert run["data"]  # a real run description, not only the model's
     gen = fresh_generator()

