@@ -42,6 +42,14 @@ TORCH_LIBRARY(fastgen, m) {
   m.def("wavenet_generate(Tensor(a!) queues, Tensor(b!) positions, Tensor(c!) last_tokens, Tensor[] weights, "
         "int[] dilations, Tensor? cond, Tensor uniforms, Tensor lengths, float temperature) -> Tensor");
 
+  // IRGAN's generator and evaluation (fastgen.reference.items states both): scores user . item + bias,
+  // streamed over item tiles, never a [U, I] matrix. sample_items: inverse-CDF draws from
+  // softmax(scores / temperature) on uniforms [U, k] -> items [U, k]; topk_items: the k best
+  // (score, item) per user, ties to the lower index, the CSR exclusion lists skipped.
+  m.def("sample_items(Tensor user_emb, Tensor item_emb, Tensor item_bias, Tensor uniforms, float temperature) -> Tensor");
+  m.def("topk_items(Tensor user_emb, Tensor item_emb, Tensor item_bias, int k, Tensor? exclude_indptr=None, "
+        "Tensor? exclude_indices=None) -> (Tensor, Tensor)");
+
   // Inspection of the CPU build (csrc/cpu/vector_math.cpp): the vector exp every CPU kernel shares, for
   // tests against torch.exp, and which instruction-set build runs ("avx2" or "generic"; the
   // environment variable FASTGEN_CPU_CAPABILITY=generic forces the latter).

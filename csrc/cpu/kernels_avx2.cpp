@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <type_traits>
 #include <vector>
 
@@ -20,3 +21,4 @@
 #include "draw_kernels_impl.h"
 #include "wavenet_kernels_impl.h"
 #include "vector_math_kernels_impl.h"
+#include "items_kernels_impl.h"

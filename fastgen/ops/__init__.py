@@ -2,6 +2,7 @@
 that picks each call's backend."""
 from fastgen.ops.attention import attention_read, attention_write
 from fastgen.ops.draw import draw_generate
+from fastgen.ops.items import sample_items, topk_items
 from fastgen.ops.lstm import lstm_cell_pointwise
 from fastgen.ops.masked_conv import masked_conv2d
 from fastgen.ops.wavenet import wavenet_generate
