@@ -7,4 +7,5 @@ from fastgen.ops.lstm import lstm_cell_pointwise
 from fastgen.ops.masked_conv import masked_conv2d
 from fastgen.ops.wavenet import wavenet_generate
 
-__all__ = ["attention_read", "attention_write", "draw_generate", "lstm_cell_pointwise", "masked_conv2d", "wavenet_generate"]
+__all__ = ["attention_read", "attention_write", "draw_generate", "lstm_cell_pointwise", "masked_conv2d", "sample_items",
+           "topk_items", "wavenet_generate"]
