@@ -42,6 +42,10 @@ TORCH_LIBRARY(fastgen, m) {
   m.def("wavenet_generate(Tensor(a!) queues, Tensor(b!) positions, Tensor(c!) last_tokens, Tensor[] weights, "
         "int[] dilations, Tensor? cond, Tensor uniforms, Tensor lengths, float temperature) -> Tensor");
 
+  // Fast cached PixelCNN sampling; state advanced in place (csrc/cpu/pixelcnn_sampler.cpp states the arguments).
+  m.def("pixelcnn_sample(Tensor(a!)[] caches, Tensor(b!) levels, Tensor(c!) position, Tensor[] weights, int[] dims, "
+        "Tensor? cond, Tensor? uniforms, int pixels) -> Tensor");
+
   // Inspection of the CPU build (csrc/cpu/vector_math.cpp): the vector exp every CPU kernel shares, for
   // tests against torch.exp, and which instruction-set build runs ("avx2" or "generic"; the
   // environment variable FASTGEN_CPU_CAPABILITY=generic forces the latter).
