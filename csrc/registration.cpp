@@ -49,6 +49,9 @@ TORCH_LIBRARY(fastgen, m) {
   m.def("sample_items(Tensor user_emb, Tensor item_emb, Tensor item_bias, Tensor uniforms, float temperature) -> Tensor");
   m.def("topk_items(Tensor user_emb, Tensor item_emb, Tensor item_bias, int k, Tensor? exclude_indptr=None, "
         "Tensor? exclude_indices=None) -> (Tensor, Tensor)");
+  // Fast cached PixelCNN sampling; state advanced in place (csrc/cpu/pixelcnn_sampler.cpp states the arguments).
+  m.def("pixelcnn_sample(Tensor(a!)[] caches, Tensor(b!) levels, Tensor(c!) position, Tensor[] weights, int[] dims, "
+        "Tensor? cond, Tensor? uniforms, int pixels) -> Tensor");
 
   // Inspection of the CPU build (csrc/cpu/vector_math.cpp): the vector exp every CPU kernel shares, for
   // tests against torch.exp, and which instruction-set build runs ("avx2" or "generic"; the

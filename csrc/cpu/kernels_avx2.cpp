@@ -18,6 +18,7 @@
 #include "attention_kernels_impl.h"
 #include "lstm_kernels_impl.h"
 #include "masked_conv_kernels_impl.h"
+#include "pixelcnn_sampler_kernels_impl.h"
 #include "draw_kernels_impl.h"
 #include "wavenet_kernels_impl.h"
 #include "vector_math_kernels_impl.h"

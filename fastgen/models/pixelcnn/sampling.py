@@ -16,6 +16,10 @@ cached  the "Fast PixelCNN++" idea (Ramachandran et al. 2017; PrajitR/fast-pixel
         for the whole row, when row r starts; the horizontal stack runs at q alone.
         ``cached_logits`` runs the same computation fed a real image (teacher forcing): it must
         reproduce the full forward's logits.
+fastgen the cached algorithm in one C++ call per chunk of pixels (fast_sampling.sample_fast); it runs
+        ``sample_cached`` where the backend rule picks the reference (a model not in float32, say).
+
+``sample(model, n, ..., method=)`` picks one of the three ("fastgen" by default).
 """
 from __future__ import annotations
 
@@ -270,3 +274,19 @@ def cached_logits(model: PixelModel, images: Tensor, labels: Optional[Tensor] = 
 
     run_cached(model, n, labels, choose)
     return logits
+
+
+SAMPLERS = ("fastgen", "cached", "naive")
+
+
+def sample(model: PixelModel, n: int, uniforms: Optional[Tensor] = None, generator: Optional[torch.Generator] = None,
+           labels: Optional[Tensor] = None, method: str = "fastgen") -> Tensor:
+    """n images [n, C, H, W] (float in [0, 1]) by ``method`` (see the module docstring): the same images
+    for the same uniforms (or the same generator state) whichever it is."""
+    if method not in SAMPLERS:
+        raise ValueError(f"{type(model).__name__} sample: method must be one of {', '.join(SAMPLERS)}, got {method!r}")
+    if method == "fastgen":
+        from fastgen.models.pixelcnn.fast_sampling import sample_fast  # it imports this module
+        return sample_fast(model, n, uniforms=uniforms, generator=generator, labels=labels)
+    sampler = sample_cached if method == "cached" else sample_naive
+    return sampler(model, n, uniforms=uniforms, generator=generator, labels=labels)
