@@ -2,10 +2,10 @@
 // padded grids and packed live-tap weights, threading, and the run-time choice of the ISA build.
 //
 // Grids (per channel, flat, width Wp = W + 2 cx; all padding zero):
-//   x grid     pixel (y, x) at F + (y + cy) * Wp + x + cx, F >= cx a front guard for weight_grad's
-//              reads at negative shifts; a forward tap (ky, kx) reads shift ky * Wp + kx.
+//   x grid     pixel (y, x) at (y + cy) * Wp + x + cx; a forward tap (ky, kx) reads shift ky * Wp + kx
+//              from y * Wp + x, as does weight_grad's im2col.
 //   grad grid  pixel (y, x) at y * Wp + x + cx with cy zero rows below; grad_x's tap reads shift
-//              (cy - ky) * Wp + 2 cx - kx, weight_grad pairs it with the x grid at ky * Wp + kx - cx.
+//              (cy - ky) * Wp + 2 cx - kx.
 //   output     pixel (y, x) at y * Wp + x; the columns x >= W are computed and dropped.
 // Every masked tap (cy < ky: all masks) needs no rows below the image in the x grid.
 #include <ATen/ATen.h>
@@ -14,11 +14,14 @@
 #include <torch/library.h>
 
 #include <array>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "fastgen/cpu_features.h"
 #include "fastgen/isa_dispatch.h"
+#include "fastgen/masked_conv_checks.h"
 #include "fastgen/masked_conv_math.h"
 #include "masked_conv_kernels.h"
 
@@ -28,20 +31,44 @@ namespace {
 
 namespace mc = fastgen::masked_conv;
 
+// Whether to run the AVX-512 build: the CPU has AVX-512F and FASTGEN_CPU_CAPABILITY asks for no
+// narrower build ("avx2" or "generic": how the tests run those builds on an AVX-512 machine).
+bool use_avx512() {
+#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+  static const bool use = [] {
+    const char* forced = std::getenv("FASTGEN_CPU_CAPABILITY");
+    if (forced != nullptr && (std::string(forced) == "generic" || std::string(forced) == "avx2")) return false;
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512dq") && cpu_has_avx2_fma();
+  }();
+  return use;
+#else
+  return false;
+#endif
+}
+
 template <typename T>
 const MaskedConvKernels<T>& kernels() {
+#if defined(__x86_64__) || defined(_M_X64)
+  static const MaskedConvKernels<T> wide = avx512::masked_conv_kernels<T>();
+  if (use_avx512()) return wide;
+#endif
   return isa_table<&avx2::masked_conv_kernels<T>, &generic::masked_conv_kernels<T>>();
 }
 
-constexpr int64_t kColumns = 16;     // grid row lengths are multiples of this (2 float vectors)
+constexpr int64_t kColumns = 32;  // grid rows and weight_grad's columns: multiples of 2 AVX-512 float vectors
 constexpr int64_t kForwardRows = 48;  // rows (channels) per forward / grad_x task
-constexpr int64_t kWeightRows = 12;   // output channels per weight-gradient task
+constexpr int64_t kTilePixels = 256;  // weight_grad's tiles: about this many pixels (whole image rows)
+// weight_grad's partial sums: a fixed number, so the order of the reduction (and the rounding) does
+// not depend on the thread count.
+constexpr int64_t kWeightChunks = 8;
 
 int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 
 struct Geometry {
   int mask;
-  int64_t groups, B, cin, cout, H, W, kh, kw, cy, cx, Wp, P, F, XS, GS;
+  int64_t groups, B, cin, cout, H, W, kh, kw, cy, cx, Wp, P, S;  // S: a grid's channel stride
   std::vector<int64_t> ky, kx;  // the live taps, raster order
   int64_t centre = -1;          // index of the centre tap among them, -1 when it is dead
 
@@ -50,42 +77,24 @@ struct Geometry {
   }
 };
 
-int parse_mask(const char* op, c10::string_view mask_view, int64_t groups) {
-  const std::string mask(mask_view.data(), mask_view.size());
-  TORCH_CHECK(mask == "A" || mask == "B" || mask == "V", op, ": mask must be 'A', 'B' or 'V', got '", mask, "'");
-  TORCH_CHECK(groups == 1 || groups == 3, op, ": color_groups must be 1 or 3, got ", groups);
-  TORCH_CHECK(mask != "V" || groups == 1, op, ": mask 'V' takes no colour groups, got color_groups=", groups);
-  return mask == "A" ? mc::kMaskA : mask == "B" ? mc::kMaskB : mc::kMaskV;
-}
-
 Geometry geometry(const char* op, const at::Tensor& x, const at::Tensor& weight, c10::string_view mask,
                   int64_t groups) {
   Geometry g;
-  g.mask = parse_mask(op, mask, groups);
+  g.mask = mc::check_mask_and_dims(op, mask, groups, x, weight);
   g.groups = groups;
-  TORCH_CHECK(x.dim() == 4, op, ": x must be 4-D [B, Cin, H, W], got ", x.sizes());
-  TORCH_CHECK(weight.dim() == 4, op, ": weight must be 4-D [Cout, Cin, kh, kw], got ", weight.sizes());
   TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble, op,
               ": x must be float32 or float64 on the CPU, got ", x.scalar_type());
   TORCH_CHECK(weight.scalar_type() == x.scalar_type(), op, ": weight dtype ", weight.scalar_type(),
               " differs from x dtype ", x.scalar_type());
   TORCH_CHECK(x.device().is_cpu() && weight.device().is_cpu(), op, ": x and weight must be CPU tensors, got ",
               x.device(), " and ", weight.device());
+  mc::check_conv_sizes(op, x, weight, groups);
   g.B = x.size(0), g.cin = x.size(1), g.H = x.size(2), g.W = x.size(3);
   g.cout = weight.size(0), g.kh = weight.size(2), g.kw = weight.size(3);
-  TORCH_CHECK(weight.size(1) == g.cin, op, ": x has ", g.cin, " channels but weight expects Cin = ", weight.size(1));
-  TORCH_CHECK(g.kh % 2 == 1 && g.kw % 2 == 1, op, ": the kernel size must be odd, got ", g.kh, " x ", g.kw);
-  TORCH_CHECK(g.B >= 1 && g.cin >= 1 && g.H >= 1 && g.W >= 1 && g.cout >= 1, op,
-              ": x and weight must be non-empty, got x ", x.sizes(), ", weight ", weight.sizes());
-  TORCH_CHECK(groups == 1 || (g.cin % 3 == 0 && g.cout % 3 == 0), op,
-              ": with color_groups=3 the input and output channels must be divisible by 3, got Cin = ", g.cin,
-              ", Cout = ", g.cout);
   g.cy = g.kh / 2, g.cx = g.kw / 2;
   g.Wp = g.W + 2 * g.cx;
   g.P = round_up(g.H * g.Wp, kColumns);
-  g.F = round_up(g.cx, kColumns);
-  g.XS = round_up(g.F + g.P + g.cy * g.Wp + 2 * g.cx, kColumns);
-  g.GS = round_up(g.P + g.cy * g.Wp + 2 * g.cx, kColumns);
+  g.S = round_up(g.P + g.cy * g.Wp + 2 * g.cx, kColumns);
   for (int64_t ky = 0; ky < g.kh; ++ky)
     for (int64_t kx = 0; kx < g.kw; ++kx) {
       if (!mc::tap_live(g.mask, ky, kx, g.kh, g.kw, g.cout, g.cin, groups)) continue;
@@ -96,6 +105,13 @@ Geometry geometry(const char* op, const at::Tensor& x, const at::Tensor& weight,
 }
 
 int64_t ntaps(const Geometry& g) { return static_cast<int64_t>(g.ky.size()); }
+
+// The forward shift of each live tap in the x grid (masked_conv_kernels.h).
+std::vector<int64_t> forward_offsets(const Geometry& g) {
+  std::vector<int64_t> offsets(ntaps(g));
+  for (int64_t t = 0; t < ntaps(g); ++t) offsets[t] = g.ky[t] * g.Wp + g.kx[t];
+  return offsets;
+}
 
 // channels images [C, H, W] -> grids of row stride Wp, channel stride `stride`, pixel (0, 0) at `first`.
 template <typename T>
@@ -154,6 +170,51 @@ void run_conv(ConvPlan<T> plan, int64_t image_stride, const Geometry& g, const T
   });
 }
 
+template <typename T>
+std::unique_ptr<T[]> x_grids(const at::Tensor& x, const Geometry& g) {
+  std::unique_ptr<T[]> grids(new T[g.B * g.cin * g.S]);  // to_grid writes all of it
+  to_grid(x.const_data_ptr<T>(), g.B * g.cin, g, grids.get(), g.S, g.cy * g.Wp + g.cx);
+  return grids;
+}
+
+// grad_weight of the live weights (the others stay zero): the tiles of image rows split into
+// kWeightChunks fixed chunks, one partial sum [columns, ldc] each, summed in chunk order.
+template <typename T>
+void weight_grad(const at::Tensor& x, const at::Tensor& grad_out, const Geometry& g, T* gw) {
+  const std::unique_ptr<T[]> xgrid = x_grids<T>(x, g);
+  const std::vector<int64_t> offsets = forward_offsets(g);
+  std::vector<int64_t> col_begin(ntaps(g) + 1, 0);
+  for (int64_t t = 0; t < ntaps(g); ++t)
+    col_begin[t + 1] = col_begin[t] + (t == g.centre ? mc::centre_in_end(g.mask, g.cout - 1, g.cout, g.cin, g.groups)
+                                                     : g.cin);
+  const int64_t rows = std::max<int64_t>(1, std::min(g.H, kTilePixels / g.W));
+  // A row stride of an odd number of cache lines: with an even one the transposed tile's rows share a
+  // few L1 sets and its column panel, read once per row tile of the GEMM, no longer fits L1.
+  const int64_t width = round_up(g.cout, kColumns), line = 64 / static_cast<int64_t>(sizeof(T));
+  const int64_t ldc = width / line % 2 == 0 ? width + line : width;
+  const WeightGradPlan<T> plan{g.H, g.W, g.Wp, g.cout, ntaps(g), offsets.data(), col_begin.data(), xgrid.get(),
+                               g.cin * g.S, g.S, grad_out.const_data_ptr<T>(), rows, width, ldc};
+  const int64_t units = g.B * plan.tiles(), chunks = std::min(units, kWeightChunks);
+  const int64_t part = plan.columns() * plan.ldc;
+  std::vector<T> partial(chunks * part, T(0));
+  at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+    std::vector<T> scratch(plan.scratch());
+    for (int64_t c = c0; c < c1; ++c)
+      kernels<T>().weight_grad(plan, c * units / chunks, (c + 1) * units / chunks, partial.data() + c * part,
+                               scratch.data());
+  });
+  at::parallel_for(0, ntaps(g), 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t)
+      for (int64_t ci = 0; ci < col_begin[t + 1] - col_begin[t]; ++ci)
+        for (int64_t co = 0; co < g.cout; ++co) {
+          if (!g.live(co, ci, t)) continue;
+          T sum = T(0);
+          for (int64_t c = 0; c < chunks; ++c) sum += partial[c * part + (col_begin[t] + ci) * plan.ldc + co];
+          gw[((co * g.cin + ci) * g.kh + g.ky[t]) * g.kw + g.kx[t]] = sum;
+        }
+  });
+}
+
 at::Tensor masked_conv2d(const at::Tensor& x_in, const at::Tensor& weight_in, const std::optional<at::Tensor>& bias_in,
                          c10::string_view mask, int64_t color_groups) {
   const char* op = "masked_conv2d";
@@ -171,15 +232,14 @@ at::Tensor masked_conv2d(const at::Tensor& x_in, const at::Tensor& weight_in, co
   auto out = at::empty({g.B, g.cout, g.H, g.W}, x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "masked_conv2d", [&] {
     using T = scalar_t;
-    std::unique_ptr<T[]> xgrid(new T[g.B * g.cin * g.XS]);  // to_grid writes all of it
-    to_grid(x.const_data_ptr<T>(), g.B * g.cin, g, xgrid.get(), g.XS, g.F + g.cy * g.Wp + g.cx);
+    const std::unique_ptr<T[]> xgrid = x_grids<T>(x, g);
     const std::vector<T> packed = pack_weights(weight.const_data_ptr<T>(), g, false);
-    std::vector<int64_t> offsets(ntaps(g)), kbeg(g.cout, 0), kend(g.cout);
-    for (int64_t t = 0; t < ntaps(g); ++t) offsets[t] = g.ky[t] * g.Wp + g.kx[t];
+    const std::vector<int64_t> offsets = forward_offsets(g);
+    std::vector<int64_t> kbeg(g.cout, 0), kend(g.cout);
     for (int64_t co = 0; co < g.cout; ++co) kend[co] = mc::centre_in_end(g.mask, co, g.cout, g.cin, g.groups);
     const ConvPlan<T> plan{g.cout, g.cin, ntaps(g), g.centre, offsets.data(), kbeg.data(), kend.data(),
-                           packed.data(), xgrid.get() + g.F, g.XS, g.P};
-    run_conv(plan, g.cin * g.XS, g, bias.defined() ? bias.const_data_ptr<T>() : nullptr, out.mutable_data_ptr<T>());
+                           packed.data(), xgrid.get(), g.S, g.P};
+    run_conv(plan, g.cin * g.S, g, bias.defined() ? bias.const_data_ptr<T>() : nullptr, out.mutable_data_ptr<T>());
   });
   return out;
 }
@@ -203,39 +263,22 @@ OptionalGrads masked_conv2d_backward(const at::Tensor& grad_out_in, const at::Te
   const auto weight = weight_in.contiguous();
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "masked_conv2d", [&] {
     using T = scalar_t;
-    std::unique_ptr<T[]> ggrid(new T[g.B * g.cout * g.GS]);
-    to_grid(grad_out.const_data_ptr<T>(), g.B * g.cout, g, ggrid.get(), g.GS, g.cx);
     if (output_mask[0]) {
+      std::unique_ptr<T[]> ggrid(new T[g.B * g.cout * g.S]);
+      to_grid(grad_out.const_data_ptr<T>(), g.B * g.cout, g, ggrid.get(), g.S, g.cx);
       auto grad_x = at::empty_like(x);
       const std::vector<T> packed = pack_weights(weight.const_data_ptr<T>(), g, true);
       std::vector<int64_t> offsets(ntaps(g)), kbeg(g.cin), kend(g.cin, g.cout);
       for (int64_t t = 0; t < ntaps(g); ++t) offsets[t] = (g.cy - g.ky[t]) * g.Wp + 2 * g.cx - g.kx[t];
       for (int64_t ci = 0; ci < g.cin; ++ci) kbeg[ci] = mc::centre_out_begin(g.mask, ci, g.cin, g.cout, g.groups);
       const ConvPlan<T> plan{g.cin, g.cout, ntaps(g), g.centre, offsets.data(), kbeg.data(), kend.data(),
-                             packed.data(), ggrid.get(), g.GS, g.P};
-      run_conv<T>(plan, g.cout * g.GS, g, nullptr, grad_x.mutable_data_ptr<T>());
+                             packed.data(), ggrid.get(), g.S, g.P};
+      run_conv<T>(plan, g.cout * g.S, g, nullptr, grad_x.mutable_data_ptr<T>());
       std::get<0>(grads) = grad_x;
     }
     if (output_mask[1]) {
       auto grad_w = at::zeros_like(weight);
-      std::unique_ptr<T[]> xgrid(new T[g.B * g.cin * g.XS]);
-      to_grid(x.const_data_ptr<T>(), g.B * g.cin, g, xgrid.get(), g.XS, g.F + g.cy * g.Wp + g.cx);
-      const WeightGradPlan<T> plan{g.B, g.P, ggrid.get(), g.cout * g.GS, g.GS, xgrid.get() + g.F, g.cin * g.XS, g.XS};
-      const int64_t blocks = (g.cout + kWeightRows - 1) / kWeightRows;
-      T* gw = grad_w.mutable_data_ptr<T>();
-      at::parallel_for(0, ntaps(g) * blocks, 1, [&](int64_t i0, int64_t i1) {
-        std::vector<T> buf(kWeightRows * g.cin);
-        for (int64_t i = i0; i < i1; ++i) {
-          const int64_t t = i / blocks, co0 = i % blocks * kWeightRows, co1 = std::min(g.cout, co0 + kWeightRows);
-          const int64_t ci_end =
-              t == g.centre ? mc::centre_in_end(g.mask, co1 - 1, g.cout, g.cin, g.groups) : g.cin;
-          kernels<T>().weight_grad(plan, g.ky[t] * g.Wp + g.kx[t] - g.cx, co0, co1, ci_end, buf.data(), g.cin);
-          for (int64_t co = co0; co < co1; ++co)
-            for (int64_t ci = 0; ci < ci_end; ++ci)
-              if (g.live(co, ci, t))
-                gw[((co * g.cin + ci) * g.kh + g.ky[t]) * g.kw + g.kx[t]] = buf[(co - co0) * g.cin + ci];
-        }
-      });
+      weight_grad<T>(x, grad_out, g, grad_w.mutable_data_ptr<T>());
       std::get<1>(grads) = grad_w;
     }
   });

@@ -1,24 +1,57 @@
-// Body of the CPU masked-convolution kernels, included once per instruction set (kernels_*.cpp).
-// Torch-free: no torch header may be compiled with AVX2 enabled.
+// Body of the CPU masked-convolution kernels, included once per instruction set: kernels_avx2.cpp and
+// kernels_generic.cpp with 32-byte vectors, masked_conv_avx512.cpp with 64-byte ones
+// (FASTGEN_MASKED_CONV_VECTOR_BYTES). Torch-free: no torch header may be compiled with AVX enabled.
 //
-// Both kernels are register-tiled direct convolutions over the padded grid (masked_conv_kernels.h):
-// the loops run over the live taps only, so the work is proportional to them (about half the taps of
-// a causal mask). conv: a tile of up to 6 rows x 2 vectors of pixels keeps 12 accumulators in
-// registers across every (tap, channel) pair, the packed weights are broadcast and the shifted input
-// row is loaded once per pair. weight_grad: a tile of up to 3 x 3 (output, input) channels keeps 9
-// vector accumulators across the pixels, reduced to scalars once per image.
+// Both kernels are register-tiled: a tile of R rows x 2 vectors of columns keeps its accumulators in
+// registers across the whole reduction (R = 6 in AVX2's 16 registers, 12 in AVX-512's 32), each
+// step loads 2 vectors and broadcasts R scalars. conv (forward and grad_x) is a direct convolution
+// over the padded grid (masked_conv_kernels.h): the loops run over the live taps only, so the work is
+// proportional to them (about half the taps of a causal mask); a tile's B rows are the shifted input
+// rows. weight_grad is a GEMM over a tile's im2col of the live taps and its transposed grad_out.
 #include <algorithm>
+#include <type_traits>
 
 #include "fastgen/small_gemm.h"
 #include "masked_conv_kernels.h"
+
+#ifndef FASTGEN_MASKED_CONV_VECTOR_BYTES
+#define FASTGEN_MASKED_CONV_VECTOR_BYTES 32
+#endif
 
 namespace fastgen {
 namespace cpu {
 namespace FASTGEN_CPU_CAPABILITY {
 namespace {
 
-constexpr int kConvRows = 6;
-constexpr int kConvVectors = 2;
+template <typename T>
+struct WideOf {
+  typedef T type __attribute__((vector_size(FASTGEN_MASKED_CONV_VECTOR_BYTES), aligned(alignof(T))));
+};
+template <typename T>
+using Wide = typename WideOf<T>::type;
+template <typename T>
+constexpr int64_t kWide = FASTGEN_MASKED_CONV_VECTOR_BYTES / sizeof(T);
+template <typename T>
+static inline Wide<T> wload(const T* p) {
+  return *reinterpret_cast<const Wide<T>*>(p);
+}
+template <typename T>
+static inline void wstore(T* p, Wide<T> v) {
+  *reinterpret_cast<Wide<T>*>(p) = v;
+}
+
+// Rows per register tile: R x 2 accumulators, 2 loaded vectors and a broadcast fit the registers.
+constexpr int kTileRows = FASTGEN_MASKED_CONV_VECTOR_BYTES == 64 ? 12 : 6;
+static_assert(2 * FASTGEN_MASKED_CONV_VECTOR_BYTES <= 32 * 4, "grid rows and ldc are padded to 32 floats");
+
+// Calls tile<R>(...) for R = rows, 0 < rows <= Max (the row remainders of a block).
+template <int Max, typename Tile>
+static inline void with_rows(int64_t rows, const Tile& tile) {
+  if constexpr (Max > 0) {
+    if (rows == Max) return tile(std::integral_constant<int, Max>{});
+    with_rows<Max - 1>(rows, tile);
+  }
+}
 
 // The tile's reduction range at tap t: all K off the centre, the union of its rows' ranges at it
 // (entries of a row outside its own range are zero in the packed weights).
@@ -34,25 +67,21 @@ static inline void tap_range(const ConvPlan<T>& c, int64_t t, int64_t m0, int ro
 
 template <typename T, int R>
 static inline void conv_tile(const ConvPlan<T>& c, int64_t m0, int64_t p0, T* out) {
-  constexpr int64_t L = kLanes<T>;
-  Vec<T> acc[R][kConvVectors];
-  for (int r = 0; r < R; ++r)
-    for (int v = 0; v < kConvVectors; ++v) acc[r][v] = Vec<T>{};
+  constexpr int64_t L = kWide<T>;
+  Wide<T> acc[R][2];
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = Wide<T>{};
   for (int64_t t = 0; t < c.ntaps; ++t) {
     int64_t k0, k1;
     tap_range(c, t, m0, R, &k0, &k1);
     const T* in = c.in + c.offsets[t] + p0;
     const T* w = c.weights + t * c.K * c.M + m0;
     for (int64_t k = k0; k < k1; ++k) {
-      Vec<T> b[kConvVectors];
-      for (int v = 0; v < kConvVectors; ++v) b[v] = vload(in + k * c.in_stride + v * L);
+      const Wide<T> b0 = wload(in + k * c.in_stride), b1 = wload(in + k * c.in_stride + L);
       const T* a = w + k * c.M;
-      for (int r = 0; r < R; ++r)
-        for (int v = 0; v < kConvVectors; ++v) acc[r][v] += a[r] * b[v];
+      for (int r = 0; r < R; ++r) acc[r][0] += a[r] * b0, acc[r][1] += a[r] * b1;
     }
   }
-  for (int r = 0; r < R; ++r)
-    for (int v = 0; v < kConvVectors; ++v) vstore(out + r * c.P + p0 + v * L, acc[r][v]);
+  for (int r = 0; r < R; ++r) wstore(out + r * c.P + p0, acc[r][0]), wstore(out + r * c.P + p0 + L, acc[r][1]);
 }
 
 // Pixel tiles outermost: one tile's shifted input rows (K x live taps lines) stay in L1 while every
@@ -60,69 +89,87 @@ static inline void conv_tile(const ConvPlan<T>& c, int64_t m0, int64_t p0, T* ou
 // on every (k, tap) with as many concurrent strided streams, and ran at a third of the speed.
 template <typename T>
 void conv(const ConvPlan<T>& c, int64_t m0, int64_t m1, T* grid) {
-  for (int64_t p0 = 0; p0 < c.P; p0 += kConvVectors * kLanes<T>) {
+  for (int64_t p0 = 0; p0 < c.P; p0 += 2 * kWide<T>) {
     int64_t m = m0;
-    for (; m + kConvRows <= m1; m += kConvRows) conv_tile<T, kConvRows>(c, m, p0, grid + (m - m0) * c.P);
+    for (; m + kTileRows <= m1; m += kTileRows) conv_tile<T, kTileRows>(c, m, p0, grid + (m - m0) * c.P);
     T* out = grid + (m - m0) * c.P;
-    switch (m1 - m) {
-      case 5: conv_tile<T, 5>(c, m, p0, out); break;
-      case 4: conv_tile<T, 4>(c, m, p0, out); break;
-      case 3: conv_tile<T, 3>(c, m, p0, out); break;
-      case 2: conv_tile<T, 2>(c, m, p0, out); break;
-      case 1: conv_tile<T, 1>(c, m, p0, out); break;
-      default: break;
-    }
+    with_rows<kTileRows - 1>(m1 - m, [&](auto R) { conv_tile<T, decltype(R)::value>(c, m, p0, out); });
   }
 }
 
-// out[r, s] += sum over images and pixels of g[co0 + r] * x[ci0 + s] (shifted), R x S channels.
-template <typename T, int R, int S>
-static inline void weight_grad_tile(const WeightGradPlan<T>& w, int64_t offset, int64_t co0, int64_t ci0, T* out,
-                                    int64_t ld) {
-  constexpr int64_t L = kLanes<T>;
-  for (int64_t b = 0; b < w.B; ++b) {
-    const T* g[R];
-    const T* x[S];
-    for (int r = 0; r < R; ++r) g[r] = w.g + b * w.g_image + (co0 + r) * w.g_stride;
-    for (int s = 0; s < S; ++s) x[s] = w.x + b * w.x_image + (ci0 + s) * w.x_stride + offset;
-    Vec<T> acc[R][S];
-    for (int r = 0; r < R; ++r)
-      for (int s = 0; s < S; ++s) acc[r][s] = Vec<T>{};
-    for (int64_t q = 0; q < w.P; q += L) {
-      Vec<T> gv[R];
-      for (int r = 0; r < R; ++r) gv[r] = vload(g[r] + q);
-      for (int s = 0; s < S; ++s) {
-        const Vec<T> xv = vload(x[s] + q);
-        for (int r = 0; r < R; ++r) acc[r][s] += gv[r] * xv;
-      }
-    }
-    for (int r = 0; r < R; ++r)
-      for (int s = 0; s < S; ++s) out[r * ld + s] += hsum<T>(acc[r][s]);
-  }
-}
-
+// c[R, 2 vectors] += sum_k a[r * am + k] * b[k * ldb + ...]
 template <typename T, int R>
-static inline void weight_grad_rows(const WeightGradPlan<T>& w, int64_t offset, int64_t co0, int64_t ci_end, T* out,
-                                    int64_t ld) {
-  int64_t ci = 0;
-  for (; ci + 3 <= ci_end; ci += 3) weight_grad_tile<T, R, 3>(w, offset, co0, ci, out + ci, ld);
-  switch (ci_end - ci) {
-    case 2: weight_grad_tile<T, R, 2>(w, offset, co0, ci, out + ci, ld); break;
-    case 1: weight_grad_tile<T, R, 1>(w, offset, co0, ci, out + ci, ld); break;
-    default: break;
+static inline void gemm_tile(int64_t K, const T* a, int64_t am, const T* b, int64_t ldb, T* c, int64_t ldc) {
+  constexpr int64_t L = kWide<T>;
+  Wide<T> acc[R][2];
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = Wide<T>{};
+  for (int64_t k = 0; k < K; ++k) {
+    const Wide<T> b0 = wload(b + k * ldb), b1 = wload(b + k * ldb + L);
+    for (int r = 0; r < R; ++r) {
+      const T av = a[r * am + k];
+      acc[r][0] += av * b0, acc[r][1] += av * b1;
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < 2; ++v) wstore(c + r * ldc + v * L, wload(c + r * ldc + v * L) + acc[r][v]);
+}
+
+// C[M, N] += A[M, K] B[K, N], A rows of stride am, N a multiple of 2 vectors. Column panels
+// outermost: the panel of B (K x 2 vectors) stays in L1 while the rows of A stream past it.
+template <typename T>
+static inline void gemm(int64_t M, int64_t K, int64_t N, const T* a, int64_t am, const T* b, int64_t ldb, T* c,
+                        int64_t ldc) {
+  for (int64_t n = 0; n < N; n += 2 * kWide<T>) {
+    int64_t m = 0;
+    for (; m + kTileRows <= M; m += kTileRows)
+      gemm_tile<T, kTileRows>(K, a + m * am, am, b + n, ldb, c + m * ldc + n, ldc);
+    with_rows<kTileRows - 1>(M - m, [&](auto R) {
+      gemm_tile<T, decltype(R)::value>(K, a + m * am, am, b + n, ldb, c + m * ldc + n, ldc);
+    });
   }
 }
 
+// gt[p, co] = g[co, p] for the tile's n pixels (g rows of stride hw), co < cout; zero up to width.
+// 32-byte blocks (small_gemm.h's transpose_block) in every build.
 template <typename T>
-void weight_grad(const WeightGradPlan<T>& w, int64_t offset, int64_t co0, int64_t co1, int64_t ci_end, T* out,
-                 int64_t ld) {
-  for (int64_t i = 0; i < (co1 - co0) * ld; ++i) out[i] = T(0);
-  int64_t co = co0;
-  for (; co + 3 <= co1; co += 3) weight_grad_rows<T, 3>(w, offset, co, ci_end, out + (co - co0) * ld, ld);
-  switch (co1 - co) {
-    case 2: weight_grad_rows<T, 2>(w, offset, co, ci_end, out + (co - co0) * ld, ld); break;
-    case 1: weight_grad_rows<T, 1>(w, offset, co, ci_end, out + (co - co0) * ld, ld); break;
-    default: break;
+static inline void transpose_tile(const T* g, int64_t hw, int64_t n, int64_t cout, int64_t width, T* gt,
+                                  int64_t ldc) {
+  constexpr int64_t L = kLanes<T>;
+  int64_t co = 0;
+  for (; co + L <= cout; co += L) {
+    int64_t p = 0;
+    for (; p + L <= n; p += L) {
+      Vec<T> block[L];
+      for (int64_t i = 0; i < L; ++i) block[i] = vload(g + (co + i) * hw + p);
+      transpose_block(block);
+      for (int64_t i = 0; i < L; ++i) vstore(gt + (p + i) * ldc + co, block[i]);
+    }
+    for (; p < n; ++p)
+      for (int64_t i = 0; i < L; ++i) gt[p * ldc + co + i] = g[(co + i) * hw + p];
+  }
+  for (int64_t p = 0; p < n; ++p) {
+    for (int64_t c = co; c < cout; ++c) gt[p * ldc + c] = g[c * hw + p];
+    for (int64_t c = cout; c < width; ++c) gt[p * ldc + c] = T(0);
+  }
+}
+
+// Per tile: the im2col of the live taps (contiguous runs of W pixels per image row), the transposed
+// grad_out, then one register-tiled GEMM into acc. The taps' loop was outermost before, re-reading all
+// of grad_out once per tap from memory (0.4x oneDNN on the 7x7 first layer).
+template <typename T>
+void weight_grad(const WeightGradPlan<T>& w, int64_t u0, int64_t u1, T* acc, T* scratch) {
+  const int64_t tile = w.rows * w.W, hw = w.H * w.W;
+  T* xcol = scratch;
+  T* gt = scratch + w.columns() * tile;
+  for (int64_t u = u0; u < u1; ++u) {
+    const int64_t b = u / w.tiles(), y0 = u % w.tiles() * w.rows, rows = std::min(w.rows, w.H - y0), n = rows * w.W;
+    for (int64_t t = 0; t < w.ntaps; ++t)
+      for (int64_t col = w.col_begin[t]; col < w.col_begin[t + 1]; ++col) {
+        const T* x = w.x + b * w.x_image + (col - w.col_begin[t]) * w.x_stride + y0 * w.Wp + w.offsets[t];
+        for (int64_t r = 0; r < rows; ++r) std::copy_n(x + r * w.Wp, w.W, xcol + col * n + r * w.W);
+      }
+    transpose_tile(w.g + b * w.cout * hw + y0 * w.W, hw, n, w.cout, w.width, gt, w.ldc);
+    gemm<T>(w.columns(), n, w.width, xcol, n, gt, w.ldc, acc, w.ldc);
   }
 }
 

@@ -1,8 +1,8 @@
 // Torch binding of the CUDA masked-convolution kernels (masked_conv.cu): argument checks, contiguous
 // inputs, output allocation, launches on torch's current stream. Built only when torch has CUDA (the
 // kernels themselves are torch-free). Device, shared-memory and launch checks: fastgen/cuda_checks.h;
-// the mask rule: fastgen/masked_conv_math.h. The messages read like the CPU binding's
-// (csrc/cpu/masked_conv.cpp), so a bad call fails alike on either device.
+// the mask rule: fastgen/masked_conv_math.h; the checks shared with the CPU binding (the same
+// messages, so a bad call fails alike on either device): fastgen/masked_conv_checks.h.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -16,6 +16,7 @@
 #include <tuple>
 
 #include "fastgen/cuda_checks.h"
+#include "fastgen/masked_conv_checks.h"
 #include "fastgen/masked_conv_math.h"
 #include "masked_conv.cuh"
 
@@ -50,24 +51,11 @@ void check_like_x(const char* op, const at::Tensor& t, const char* name, at::Int
 
 MaskedConvShape shape_of(const char* op, const at::Tensor& x, const at::Tensor& weight, c10::string_view mask_view,
                          int64_t groups) {
-  const std::string mask(mask_view.data(), mask_view.size());
-  TORCH_CHECK(mask == "A" || mask == "B" || mask == "V", op, ": mask must be 'A', 'B' or 'V', got '", mask, "'");
-  TORCH_CHECK(groups == 1 || groups == 3, op, ": color_groups must be 1 or 3, got ", groups);
-  TORCH_CHECK(mask != "V" || groups == 1, op, ": mask 'V' takes no colour groups, got color_groups=", groups);
+  const int mask = mc::check_mask_and_dims(op, mask_view, groups, x, weight);
   check_cuda_tensor(op, x, "x");
-  TORCH_CHECK(x.dim() == 4, op, ": x must be 4-D [B, Cin, H, W], got ", x.sizes());
-  TORCH_CHECK(weight.dim() == 4, op, ": weight must be 4-D [Cout, Cin, kh, kw], got ", weight.sizes());
   TORCH_CHECK(at::isFloatingType(x.scalar_type()), op, ": x must be a floating tensor, got ", x.scalar_type());
   check_like_x(op, weight, "weight", weight.sizes(), x);
-  TORCH_CHECK(weight.size(1) == x.size(1), op, ": x has ", x.size(1), " channels but weight expects Cin = ",
-              weight.size(1));
-  TORCH_CHECK(weight.size(2) % 2 == 1 && weight.size(3) % 2 == 1, op, ": the kernel size must be odd, got ",
-              weight.size(2), " x ", weight.size(3));
-  TORCH_CHECK(x.numel() > 0 && weight.numel() > 0, op, ": x and weight must be non-empty, got x ", x.sizes(),
-              ", weight ", weight.sizes());
-  TORCH_CHECK(groups == 1 || (x.size(1) % 3 == 0 && weight.size(0) % 3 == 0), op,
-              ": with color_groups=3 the input and output channels must be divisible by 3, got Cin = ", x.size(1),
-              ", Cout = ", weight.size(0));
+  mc::check_conv_sizes(op, x, weight, groups);
   constexpr int64_t kIntMax = std::numeric_limits<int>::max();
   TORCH_CHECK(x.size(1) * x.size(2) * x.size(3) <= kIntMax && weight.size(0) * x.size(2) * x.size(3) <= kIntMax &&
                   weight.size(0) * weight.size(1) <= kIntMax,
@@ -80,7 +68,7 @@ MaskedConvShape shape_of(const char* op, const at::Tensor& x, const at::Tensor& 
                           static_cast<int>(x.size(3)),
                           static_cast<int>(weight.size(2)),
                           static_cast<int>(weight.size(3)),
-                          mask == "A" ? mc::kMaskA : mask == "B" ? mc::kMaskB : mc::kMaskV,
+                          mask,
                           static_cast<int>(groups)};
   return s;
 }

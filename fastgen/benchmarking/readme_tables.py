@@ -189,6 +189,28 @@ def wavenet_table(result: ResultFile) -> list[str]:
                         "× real time", "% of floor", "bfloat16 weights"], out, "llrrrrrr")]
 
 
+MASKED_CONV_COLUMNS = ["shape", "workload", "threads", "onednn ms", "compile ms", "fastgen-cpu ms", "vs onednn",
+                       "vs compile", "% of floor"]
+
+
+MASKED_CONV_SECTION = "Median ms per call, thread CPU time, 1 thread"
+
+
+def masked_conv_table(result: ResultFile) -> list[str]:
+    """Per layer shape and workload, one thread (CPU time: the result files come from a shared machine):
+    ms for oneDNN, torch.compile and the kernel."""
+    table = result.table(MASKED_CONV_SECTION)
+    if table.columns != MASKED_CONV_COLUMNS:
+        raise ValueError(f"{result.name}: the first table's columns are {table.columns}, not {MASKED_CONV_COLUMNS}")
+    rows = [[r["shape"], r["workload"], r["threads"], r["onednn ms"], r["compile ms"], r["fastgen-cpu ms"],
+             r["vs onednn"].replace("x", "×"), r["vs compile"].replace("x", "×"), r["% of floor"]]
+            for r in table.rows]
+    return [_provenance(result) + f" {MASKED_CONV_SECTION}; floor: float32 matmul; FLOPs of the live weights only.",
+            "",
+            *_markdown(["layer", "workload", "threads", "oneDNN ms", "torch.compile ms", "fastgen cpu ms",
+                        "vs oneDNN", "vs compile", "% of floor"], rows, "lllrrrrrr")]
+
+
 GENERATORS: dict[str, tuple[str, Callable[[ResultFile], list[str]]]] = {
     "attention": ("attention.md", attention_table),
     "draw": ("draw.md", draw_table),

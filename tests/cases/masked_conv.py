@@ -76,6 +76,8 @@ CASES = [
     Case(2, 6, 9, 6, 7, 3, 3, "A", 3, "tiny inputs, huge weights", x_scale=1e-20, w_scale=1e10),
     Case(2, 4, 5, 6, 5, 3, 3, "V", 1, "no bias, large inputs", x_scale=1e3, bias=False, interpreter="quick"),
     Case(2, 3, 6, 5, 5, 3, 3, "A", 3, "no bias, first-layer colour", bias=False, interpreter="quick"),
+    Case(9, 6, 33, 20, 13, 3, 3, "B", 3, "weight_grad: tiles of 19 rows (W=13), the last partial, 18 tiles over 8 "
+         "chunks; register-tile and transpose remainders (30 columns, Cout 33)"),
 ]
 
 # gradcheck perturbs every input element: the small cases.

@@ -3,11 +3,16 @@ against an independent construction, values and every gradient on every case (fl
 masked weights ignored and their gradients exactly zero, gradcheck, opcheck, torch.compile, backends,
 strided inputs, and bad input."""
 import itertools
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 import fastgen
+from fastgen.benchmarking.timing import threads
 from fastgen.ops import masked_conv2d
 from fastgen.reference import masked_conv as ref
 from tests.cases import assert_bad_input, bad_inputs_for, params
@@ -125,6 +130,53 @@ def test_first_layer_without_input_gradient(case):
     assert "grad x" not in got
     for key in want:
         assert_rel_close(got[key], want[key], 1e-12, key, gen.initial_seed())
+
+
+def test_weight_gradient_does_not_depend_on_the_thread_count():
+    """grad_weight sums fixed chunks of row tiles in a fixed order, so 1 and 2 threads give bit-identical
+    float32 gradients (partial sums per thread would round differently)."""
+    case = cases.CASES[-1]
+    t = {k: v.float() for k, v in case.draw(fresh_generator()).items()}
+    f = torch.ops.fastgen.masked_conv2d_backward
+
+    def grad_w():
+        return f(t["grad_out"], t["x"], t["weight"], case.mask, case.groups, [False, True, False])[1]
+
+    with threads(1):
+        one = grad_w()
+    with threads(2):
+        two = grad_w()
+    assert torch.equal(one, two)
+
+
+@pytest.mark.parametrize("capability", ["generic", "avx2", "best"])
+def test_every_cpu_build_matches_reference(capability):
+    """The kernel table is fixed per process: each build (portable, AVX2, AVX-512 where the CPU has
+    it; FASTGEN_CPU_CAPABILITY picks) runs in a child process, on cases that reach every register-tile
+    and weight-gradient tile remainder, float32 and float64."""
+    script = (
+        "import torch, fastgen\n"
+        "from fastgen.reference import masked_conv as ref\n"
+        "from tests.cases import masked_conv as cases\n"
+        "from tests.helpers import fresh_generator\n"
+        "worst = {torch.float32: 0.0, torch.float64: 0.0}\n"
+        "for case in (cases.CASES[0], cases.CASES[17], cases.CASES[-1]):\n"
+        "    t = case.draw(fresh_generator())\n"
+        "    conv = lambda x, w, b: fastgen.ops.masked_conv2d(x, w, b, case.mask, case.groups)\n"
+        "    want = cases.results(lambda x, w, b: ref.masked_conv2d(x, w, b, case.mask, case.groups), t)\n"
+        "    for dtype in worst:\n"
+        "        got = cases.results(conv, {k: v.to(dtype) for k, v in t.items()})\n"
+        "        for k in want:\n"
+        "            err = ((got[k].double() - want[k]).norm() / want[k].norm()).item()\n"
+        "            worst[dtype] = max(worst[dtype], err)\n"
+        "print(worst[torch.float32], worst[torch.float64])\n"
+    )
+    env = dict(os.environ, FASTGEN_CPU_CAPABILITY=capability)
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.returncode == 0, out.stderr[-2000:]
+    f32, f64 = map(float, out.stdout.split())
+    assert f32 < 1e-5 and f64 < 1e-12, (capability, f32, f64)
 
 
 def test_strided_inputs():
