@@ -215,6 +215,7 @@ GENERATORS: dict[str, tuple[str, Callable[[ResultFile], list[str]]]] = {
     "attention": ("attention.md", attention_table),
     "draw": ("draw.md", draw_table),
     "wavenet": ("wavenet.md", wavenet_table),
+    "masked_conv": ("masked_conv_xeon_2026-12-03.md", masked_conv_table),
 }
 
 

@@ -180,14 +180,7 @@ def write_samples(model, n: int, seed: int, png: Path, gif, every, scale: int, m
     """Sample, write the grid (and the raster GIF); returns (levels, files written)."""
     from fastgen.viz.raster import sample_grid, save_raster_gif
     levels = model.config.levels
-    if method == "fastgen":  # PixelModel.sample (behind recipes' sample_levels) knows cached and naive only
-        import torch
-
-        from fastgen.models.pixelcnn.fast_sampling import sample_fast
-        drawn = sample_fast(model, n, generator=torch.Generator().manual_seed(int(seed)), progress=sys.stderr.isatty())
-        images = torch.round(drawn.float() * (levels - 1)).to(torch.uint8)
-    else:
-        images = recipes().sample_levels(model, n, seed, method)
+    images = recipes().sample_levels(model, n, seed, method, progress=sys.stderr.isatty())
     png.parent.mkdir(parents=True, exist_ok=True)
     sample_grid(images, levels, scale=scale).save(png)
     written = [png]

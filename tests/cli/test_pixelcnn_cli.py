@@ -253,7 +253,7 @@ def test_quick_demo_within_its_budget(tmp_path, capsys, restore_threads):
     with Image.open(out / "pixelcnn_raster.gif") as im:
         assert im.n_frames == 28 + 1  # one frame per image row, and the finished images
     table = out / "pixelcnn_sampling_speed.md"  # an extra, skipped once the part is over its budget
-    assert "| cached" in table.read_text() if table.exists() else "skipped the PixelCNN sampling speed" in captured.err
+    assert "| fastgen: the C++" in table.read_text() if table.exists() else "skipped the PixelCNN sampling speed" in captured.err
     assert (out / "pixelcnn-run" / "checkpoint" / "config.json").is_file()
     assert "PixelCNN: " in printed[printed.index("time per part"):]
 

@@ -142,5 +142,5 @@ def test_conditional_sampling_needs_labels_and_method_must_exist():
     model, _ = build("gated-colour-256-conditional")
     with pytest.raises(ValueError, match="class-conditional"):
         sample_cached(model, 2)
-    with pytest.raises(ValueError, match="method must be 'cached' or 'naive'"):
+    with pytest.raises(ValueError, match="method must be one of fastgen, cached, naive"):
         model.sample(1, labels=torch.tensor([0]), method="fast")

@@ -170,14 +170,13 @@ class PixelModel(Pretrained, nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, generator: Optional[torch.Generator] = None, uniforms: Optional[Tensor] = None,
-               labels: Optional[Tensor] = None, method: str = "cached") -> Tensor:
-        """n images [n, C, H, W] float in [0, 1]: "cached" (fastgen.models.pixelcnn.sampling.sample_cached)
-        or "naive" (one full forward per sub-pixel); same uniforms, same images."""
+               labels: Optional[Tensor] = None, method: str = "fastgen", progress: bool = False) -> Tensor:
+        """n images [n, C, H, W] float in [0, 1] by fastgen.models.pixelcnn.sampling.sample: "fastgen"
+        (the C++ cached sampler), "cached" (its plain-PyTorch twin) or "naive" (one full forward per
+        sub-pixel); same uniforms, same images."""
         from fastgen.models.pixelcnn import sampling  # here: sampling imports this module
-        samplers = {"cached": sampling.sample_cached, "naive": sampling.sample_naive}
-        if method not in samplers:
-            raise ValueError(f"{type(self).__name__}.sample: method must be 'cached' or 'naive', got {method!r}")
-        return samplers[method](self, n, uniforms=uniforms, generator=generator, labels=labels)
+        return sampling.sample(self, n, uniforms=uniforms, generator=generator, labels=labels, method=method,
+                               progress=progress)
 
 
 @dataclass

@@ -280,13 +280,14 @@ SAMPLERS = ("fastgen", "cached", "naive")
 
 
 def sample(model: PixelModel, n: int, uniforms: Optional[Tensor] = None, generator: Optional[torch.Generator] = None,
-           labels: Optional[Tensor] = None, method: str = "fastgen") -> Tensor:
+           labels: Optional[Tensor] = None, method: str = "fastgen", progress: bool = False) -> Tensor:
     """n images [n, C, H, W] (float in [0, 1]) by ``method`` (see the module docstring): the same images
-    for the same uniforms (or the same generator state) whichever it is."""
+    for the same uniforms (or the same generator state) whichever it is. ``progress``: a progress bar
+    (the fastgen path, which runs in chunks)."""
     if method not in SAMPLERS:
         raise ValueError(f"{type(model).__name__} sample: method must be one of {', '.join(SAMPLERS)}, got {method!r}")
     if method == "fastgen":
         from fastgen.models.pixelcnn.fast_sampling import sample_fast  # it imports this module
-        return sample_fast(model, n, uniforms=uniforms, generator=generator, labels=labels)
+        return sample_fast(model, n, uniforms=uniforms, generator=generator, labels=labels, progress=progress)
     sampler = sample_cached if method == "cached" else sample_naive
     return sampler(model, n, uniforms=uniforms, generator=generator, labels=labels)

@@ -162,11 +162,12 @@ def validation_text(metrics: dict, levels: int) -> str:
 
 
 @torch.no_grad()
-def sample_levels(model: nn.Module, n: int, seed: int, method: str = "cached") -> Tensor:
+def sample_levels(model: nn.Module, n: int, seed: int, method: str = "fastgen",
+                  progress: bool = False) -> Tensor:
     """n samples as integer levels [n, C, H, W] (uint8: 0/1 or 0..255), drawn by inverse CDF from
     uniforms of a generator seeded with ``seed`` (the same seed gives the same images on every path)."""
     generator = torch.Generator().manual_seed(int(seed))
-    images = model.sample(n, generator=generator, method=method)
+    images = model.sample(n, generator=generator, method=method, progress=progress)
     return torch.round(images.float() * (model.config.levels - 1)).to(torch.uint8)
 
 
