@@ -20,3 +20,4 @@
 #include "draw_kernels_impl.h"
 #include "wavenet_kernels_impl.h"
 #include "vector_math_kernels_impl.h"
+#include "pixel_lstm_kernels_impl.h"

@@ -4,6 +4,7 @@ from fastgen.ops.attention import attention_read, attention_write
 from fastgen.ops.draw import draw_generate
 from fastgen.ops.lstm import lstm_cell_pointwise
 from fastgen.ops.masked_conv import masked_conv2d
+from fastgen.ops.pixel_lstm import diagonal_bilstm, diagonal_lstm, row_lstm  # noqa: F401
 from fastgen.ops.wavenet import wavenet_generate
 
 __all__ = ["attention_read", "attention_write", "draw_generate", "lstm_cell_pointwise", "masked_conv2d", "wavenet_generate"]
