@@ -36,6 +36,14 @@ TORCH_LIBRARY(fastgen, m) {
   m.def("masked_conv2d_backward(Tensor grad_out, Tensor x, Tensor weight, str mask, int color_groups, "
         "bool[3] output_mask) -> (Tensor?, Tensor?, Tensor?)");
 
+  // PixelRNN's recurrences (fastgen.reference.pixel_lstm states them): pre [B, 4h, H, W] gates o, f, i, g ->
+  // (h [B, h, H, W], act, c), act [B, H, W, 5h] and c [B, H, W, h] the state the backward uses. Row LSTM:
+  // w_ss [4h, h, k] along the previous row; Diagonal LSTM: w_ss [4h, h, 2] (above, left), reverse mirrors.
+  m.def("row_lstm(Tensor pre, Tensor w_ss, Tensor? bias) -> (Tensor, Tensor, Tensor)");
+  m.def("row_lstm_backward(Tensor grad_h, Tensor h, Tensor act, Tensor c, Tensor w_ss) -> (Tensor, Tensor)");
+  m.def("diagonal_lstm(Tensor pre, Tensor w_ss, bool reverse) -> (Tensor, Tensor, Tensor)");
+  m.def("diagonal_lstm_backward(Tensor grad_h, Tensor h, Tensor act, Tensor c, Tensor w_ss, bool reverse) -> (Tensor, Tensor)");
+
   // Cached WaveNet generation: n samples for every batch row in one call. The ring-buffer queues,
   // positions and last tokens are the generation state (fastgen.ops.wavenet.WaveNetCache), advanced
   // in place; weights are the packed list of csrc/cpu/wavenet_kernels.h. -> tokens [B, n]

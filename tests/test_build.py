@@ -12,7 +12,8 @@ from fastgen import _extension
 ROOT = Path(__file__).resolve().parents[1]
 # Every op family with an AVX2 and a generic CPU build, plus the test that asserts which one ran.
 CPU_OP_TESTS = ("tests/ops/test_cpu_capability.py", "tests/ops/test_attention.py", "tests/ops/test_lstm.py",
-                "tests/ops/test_draw_generate.py", "tests/ops/test_wavenet_generate.py", "tests/ops/test_items.py")
+                "tests/ops/test_draw_generate.py", "tests/ops/test_wavenet_generate.py", "tests/ops/test_items.py",
+                "tests/ops/test_pixel_lstm.py")
 # The generic pass checks kernel results; compile/opcheck/gradcheck plumbing does not depend on the ISA,
 # and the slow every-backend token comparison is covered by the kernel-vs-reference tests kept here.
 GENERIC_PASS_SELECTION = "not compile and not opcheck and not gradcheck and not all_paths"

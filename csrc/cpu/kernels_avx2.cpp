@@ -23,3 +23,4 @@
 #include "wavenet_kernels_impl.h"
 #include "vector_math_kernels_impl.h"
 #include "items_kernels_impl.h"
+#include "pixel_lstm_kernels_impl.h"
