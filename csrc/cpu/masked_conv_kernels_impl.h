@@ -99,7 +99,7 @@ void conv(const ConvPlan<T>& c, int64_t m0, int64_t m1, T* grid) {
 
 // c[R, 2 vectors] += sum_k a[r * am + k] * b[k * ldb + ...]
 template <typename T, int R>
-static inline void gemm_tile(int64_t K, const T* a, int64_t am, const T* b, int64_t ldb, T* c, int64_t ldc) {
+static inline void dw_gemm_tile(int64_t K, const T* a, int64_t am, const T* b, int64_t ldb, T* c, int64_t ldc) {
   constexpr int64_t L = kWide<T>;
   Wide<T> acc[R][2];
   for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = Wide<T>{};
@@ -117,14 +117,14 @@ static inline void gemm_tile(int64_t K, const T* a, int64_t am, const T* b, int6
 // C[M, N] += A[M, K] B[K, N], A rows of stride am, N a multiple of 2 vectors. Column panels
 // outermost: the panel of B (K x 2 vectors) stays in L1 while the rows of A stream past it.
 template <typename T>
-static inline void gemm(int64_t M, int64_t K, int64_t N, const T* a, int64_t am, const T* b, int64_t ldb, T* c,
+static inline void dw_gemm(int64_t M, int64_t K, int64_t N, const T* a, int64_t am, const T* b, int64_t ldb, T* c,
                         int64_t ldc) {
   for (int64_t n = 0; n < N; n += 2 * kWide<T>) {
     int64_t m = 0;
     for (; m + kTileRows <= M; m += kTileRows)
-      gemm_tile<T, kTileRows>(K, a + m * am, am, b + n, ldb, c + m * ldc + n, ldc);
+      dw_gemm_tile<T, kTileRows>(K, a + m * am, am, b + n, ldb, c + m * ldc + n, ldc);
     with_rows<kTileRows - 1>(M - m, [&](auto R) {
-      gemm_tile<T, decltype(R)::value>(K, a + m * am, am, b + n, ldb, c + m * ldc + n, ldc);
+      dw_gemm_tile<T, decltype(R)::value>(K, a + m * am, am, b + n, ldb, c + m * ldc + n, ldc);
     });
   }
 }
@@ -169,7 +169,7 @@ void weight_grad(const WeightGradPlan<T>& w, int64_t u0, int64_t u1, T* acc, T* 
         for (int64_t r = 0; r < rows; ++r) std::copy_n(x + r * w.Wp, w.W, xcol + col * n + r * w.W);
       }
     transpose_tile(w.g + b * w.cout * hw + y0 * w.W, hw, n, w.cout, w.width, gt, w.ldc);
-    gemm<T>(w.columns(), n, w.width, xcol, n, gt, w.ldc, acc, w.ldc);
+    dw_gemm<T>(w.columns(), n, w.width, xcol, n, gt, w.ldc, acc, w.ldc);
   }
 }
 

@@ -16,6 +16,11 @@ FAMILIES: tuple[str, ...] = (
     "fastgen.cli.wavenet:FAMILY",
     "fastgen.cli.pixelcnn:PIXELCNN",
     "fastgen.cli.pixelcnn:GATED_PIXELCNN",
+    "fastgen.cli.masked_conv:FAMILY",
+    "fastgen.cli.irgan:FAMILY",
+    "fastgen.cli.vaegan:VAEGAN_FAMILY",
+    "fastgen.cli.vaegan:VAE_FAMILY",
+    "fastgen.cli.avb:FAMILY",
 )
 
 

@@ -24,6 +24,13 @@ parameters the phases before it left:
   forward. That ``loss_fn`` returns ``{phase name: loss}`` (and metrics); each phase's loss is
   back-propagated into its own parameters only, and all of them step after the forward (VAE-GAN's
   three losses from one pass). Such phases must share ``every`` and ``repeat``.
+* **Phases chosen by the batch**: ``Trainer(..., phases=[...], phase_of=fn)`` runs at each step only
+  the phases ``fn(batch)`` names (a name or several), for data that alternates blocks of batches
+  meant for different networks (IRGAN: epochs of discriminator batches, then epochs of generator
+  batches, each kind its own data). The other phases neither run nor step, so Adam's moments do
+  not move them on a zero gradient. ``every`` still applies on top; a simultaneous group runs only
+  when all its phases are named. ``fn`` sees each shard of the step's batch and must name the same
+  phases for every one (put the choice in a column the whole global batch shares).
 * Optimizer: Adam with the TrainConfig's settings, ``lr`` / ``betas`` overridden per phase, or any
   ``optimizer=lambda params: torch.optim.SGD(params, lr=0.1)``. The Trainer's ``lr_lambda`` scales
   every phase's learning rate. ``grad_clip`` clips the phase's gradient norm (default: the
@@ -130,8 +137,12 @@ class _Stage:
 class PhaseStep:
     """Runs the phases of a Trainer step (the step rule behind ``Trainer(model, phases=[...])``)."""
 
-    def __init__(self, model: nn.Module, phases: Iterable[Phase], config):
+    def __init__(self, model: nn.Module, phases: Iterable[Phase], config,
+                 phase_of: Optional[Callable[[Batch], Union[str, Iterable[str]]]] = None):
         self.model, self.config, self.world_size = model, config, 1
+        if phase_of is not None and not callable(phase_of):
+            raise TypeError(f"Trainer: phase_of must be callable (batch) -> phase name(s), got {type(phase_of).__name__}")
+        self.phase_of = phase_of
         self.phases = list(phases)
         if not self.phases or not all(isinstance(p, Phase) for p in self.phases):
             raise TypeError("Trainer: phases must be a non-empty list of fastgen.train.Phase")
@@ -210,9 +221,10 @@ class PhaseStep:
         if self.world_size > 1:  # buffers (running statistics) follow process 0's, as under DDP
             _broadcast_from_first(list(self.model.buffers()))
         out: dict[str, float] = {}
+        named = self._named_phases(batches)
         for stage in self.stages:
             first = stage.phases[0]
-            if (step + 1) % first.every:
+            if (step + 1) % first.every or not self._chosen(stage, named):
                 continue
             sums: dict[str, float] = {}
             for _ in range(first.repeat):
@@ -220,6 +232,33 @@ class PhaseStep:
                     sums[key] = sums.get(key, 0.0) + value
             out.update({key: value / first.repeat for key, value in sums.items()})
         return out
+
+    def _named_phases(self, batches: list[Batch]) -> Optional[frozenset]:
+        """The phases this step's batch names (None: no ``phase_of``, every phase runs)."""
+        if self.phase_of is None:
+            return None
+        picks = []
+        for batch in batches:
+            names = self.phase_of(batch)
+            picks.append(frozenset([names] if isinstance(names, str) else names))
+        if any(p != picks[0] for p in picks):
+            raise ValueError(f"phase_of named different phases for the shards of one batch: "
+                             f"{[sorted(p) for p in picks]}; it must depend on what the whole global batch shares")
+        unknown = picks[0] - {p.name for p in self.phases}
+        if unknown or not picks[0]:
+            raise ValueError(f"phase_of named {sorted(picks[0])}; it must name one or more of "
+                             f"{[p.name for p in self.phases]}")
+        return picks[0]
+
+    @staticmethod
+    def _chosen(stage: _Stage, named: Optional[frozenset]) -> bool:
+        if named is None:
+            return True
+        inside = [p.name in named for p in stage.phases]
+        if any(inside) and not all(inside):
+            raise ValueError(f"phase_of named only part of the simultaneous group {stage.label} (one forward "
+                             "feeds all of them): name all of its phases or none")
+        return all(inside)
 
     def learning_rates(self) -> dict[str, float]:
         return {f"lr/{name}": o.param_groups[0]["lr"] for name, o in self.optimizers.items()}
@@ -234,7 +273,8 @@ class PhaseStep:
 
     def schedule(self) -> list[dict]:
         """The phases and their schedule, as stored in checkpoints (to spot a changed schedule)."""
-        return [{"name": p.name, "every": p.every, "repeat": p.repeat} for p in self.phases]
+        chosen = {"by_batch": True} if self.phase_of is not None else {}
+        return [{"name": p.name, "every": p.every, "repeat": p.repeat, **chosen} for p in self.phases]
 
     # -- one update of one stage ---------------------------------------------------------------------
 

@@ -117,7 +117,8 @@ class Trainer:
 
     ``phases=[Phase(...), ...]`` replaces ``loss_fn`` for models that train several networks with
     their own optimizers (fastgen.train.phases); ``trainer.optimizers`` then holds one per phase
-    (``trainer.optimizer`` is the single-loss Adam, None with phases).
+    (``trainer.optimizer`` is the single-loss Adam, None with phases). ``phase_of(batch) -> name(s)``
+    makes each step run only the phases its batch names (see fastgen.train.phases).
 
     ``lr_lambda(step) -> factor`` optionally scales ``config.lr`` (every phase's lr) per step (a pure
     function of the step, so resuming needs no scheduler state). ``model_config`` (JSON) is stored in
@@ -133,12 +134,15 @@ class Trainer:
 
     def __init__(self, model: nn.Module, loss_fn: Optional[LossFn] = None, config: Optional[TrainConfig] = None, *,
                  phases: Optional[Iterable[Phase]] = None,
+                 phase_of: Optional[Callable[[Batch], Union[str, Iterable[str]]]] = None,
                  out_dir: Union[str, os.PathLike, None] = None, eval_fn: Optional[EvalFn] = None,
                  model_config: Optional[dict] = None,
                  lr_lambda: Optional[Callable[[int], float]] = None,
                  device: Union[str, torch.device, None] = None):
         if (loss_fn is None) == (phases is None):
             raise TypeError("Trainer: give either a loss_fn (one loss, one optimizer) or phases=[Phase(...), ...]")
+        if phase_of is not None and phases is None:
+            raise TypeError("Trainer: phase_of chooses among phases, so it needs phases=[Phase(...), ...]")
         self.config = config if config is not None else TrainConfig()
         cfg = self.config
         self.model = model
@@ -164,7 +168,7 @@ class Trainer:
             self.optimizer: Optional[torch.optim.Optimizer] = self.update.optimizer
             self.optimizers: dict[str, torch.optim.Optimizer] = {}
         else:
-            self.update = PhaseStep(model, phases, cfg)
+            self.update = PhaseStep(model, phases, cfg, phase_of)
             self.optimizer, self.optimizers = None, self.update.optimizers
         self.step = 0             # optimizer updates done so far (global: the same on every process)
         self.elapsed = 0.0        # training seconds, summed over resumed sessions

@@ -103,7 +103,7 @@ def test_demo_budgets_leave_room_for_the_coming_families():
 
 def test_a_registered_family_appears_under_every_verb(toy, capsys, tmp_path):
     top = " ".join(_help(capsys, []).split())  # argparse wraps lines as the list grows
-    more = r"[\w ]+"  # families registered after today's, before the toy
+    more = r"[\w -]+"  # families registered after today's, before the toy (titles may hyphenate: VAE-GAN)
     assert re.search(rf"train DRAW, AlignDRAW, WaveNet(, {more})*,? or Toy \(log\.csv", top), top
     assert re.search(rf"test NLL of a trained DRAW / AlignDRAW / WaveNet( / {more})* / Toy \(eval\.json\)", top), top
     assert re.search(r"samples from a trained DRAW / AlignDRAW \(PNG, GIF\), WaveNet \(WAV, PNG\),? .*or Toy \(TXT\)",

@@ -465,6 +465,60 @@ def test_stream_validation():
         BatchStream([torch.zeros(2)], 1)
 
 
+# --- phases chosen by the batch (IRGAN's blocks of D epochs, then G epochs) --------------------------
+
+def blocks_stream(pattern: str) -> BatchStream:
+    """Gaussian batches, each with a column naming its phase (0 = D, 1 = G) as ``pattern`` says."""
+    def batches(epoch, generator):
+        for phase in pattern:
+            yield MEAN + STD * torch.randn(64, 2, generator=generator), torch.full((64,), "DG".index(phase))
+    return BatchStream(batches, len(pattern))
+
+
+def by_column(batch) -> str:
+    return "DG"[int(batch[1][0])]
+
+
+def test_phase_of_runs_only_the_phases_a_batch_names():
+    pattern = "DDDGG"
+    seen = []
+
+    def spy(loss):
+        def run(model, batch, generator):
+            seen.append((loss.__name__, by_column(batch), _params(model.generator), _params(model.discriminator)))
+            return loss(model, batch[0], generator)
+        return run
+
+    gan = make_gan(0)
+    trainer = Trainer(gan, phases=gan_phases(gan, spy(d_loss), spy(g_loss)), phase_of=by_column,
+                      config=TrainConfig(batch_size=64, epochs=2, seed=3, progress=False, log_every=1))
+    summary = trainer.fit(blocks_stream(pattern))
+    # each step ran exactly the phase its batch named, in the stream's order
+    assert [(fn, col) for fn, col, _, _ in seen] == [("d_loss" if c == "D" else "g_loss", c) for c in pattern * 2]
+    # a D block leaves G bit-identical (Adam would move G on a zero gradient if its optimizer stepped)
+    assert _equal(seen[0][2], seen[3][2]) and not _equal(seen[0][3], seen[3][3])
+    assert _equal(seen[3][3], seen[5][3]) and not _equal(seen[3][2], seen[5][2])
+    # each optimizer stepped only on its own batches: 3 + 3 D updates, 2 + 2 G updates
+    assert {int(s["step"]) for s in trainer.optimizers["D"].state.values()} == {6}
+    assert {int(s["step"]) for s in trainer.optimizers["G"].state.values()} == {4}
+    assert all(("loss/D" in row) == (pattern[(row["step"] - 1) % 5] == "D") for row in trainer.history)
+    assert summary["phases"][0] == {"name": "D", "every": 1, "repeat": 1, "by_batch": True}
+
+
+def test_phase_of_errors():
+    gan = make_gan(0)
+    config = TrainConfig(batch_size=64, max_steps=1, progress=False)
+    with pytest.raises(TypeError, match="phase_of chooses among phases"):
+        Trainer(gan, g_loss, config, phase_of=by_column)
+    with pytest.raises(ValueError, match=r"phase_of named \['X'\]; it must name one or more of \['D', 'G'\]"):
+        Trainer(gan, phases=gan_phases(gan), phase_of=lambda b: "X", config=config).fit(blocks_stream("D"))
+    # shards of one batch must agree: here the two micro-batches' halves carry different phases
+    halves = BatchStream(lambda e, g: iter([(torch.randn(64, 2, generator=g), torch.arange(64) // 32)]), 1)
+    split = TrainConfig(batch_size=64, max_steps=1, micro_batches=2, progress=False)
+    with pytest.raises(ValueError, match="different phases for the shards of one batch"):
+        Trainer(gan, phases=gan_phases(gan), phase_of=by_column, config=split).fit(halves)
+
+
 # --- two processes == one process with two micro-batches ------------------------------------------
 
 DDP_STEPS, DDP_BATCH = 6, 32
