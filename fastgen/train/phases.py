@@ -213,6 +213,9 @@ class PhaseStep:
         if world_size > 1:  # as DDP does when it wraps a model: every process starts from process 0's
             _broadcast_from_first(list(self.model.parameters()) + list(self.model.buffers()))
 
+    def finish(self) -> None:
+        """Nothing to release: the phases all-reduce by hand, without a DDP wrapper."""
+
     def run(self, step: int, batches: list[Batch], generators: list[torch.Generator],
             lr_factor: float) -> dict[str, float]:
         for name, optimizer in self.optimizers.items():

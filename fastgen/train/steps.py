@@ -101,6 +101,13 @@ class LossStep:
             self.module, device_ids=[device] if device.type == "cuda" else None,
             find_unused_parameters=self.config.find_unused_parameters)
 
+    def finish(self) -> None:
+        """Drop the DDP wrapper at the end of ``fit``, while the process group is still registered.
+        Otherwise its Reducer can hold the last reference to a gloo group and destroy it with the GIL
+        held after ``destroy_process_group``, joining a gloo worker thread that waits for the GIL to
+        free a finished collective's tensors: a deadlock at exit (seen in about one run in five)."""
+        self.net = self.module
+
     def run(self, step: int, batches: list[Batch], generators: list[torch.Generator],
             lr_factor: float) -> dict[str, float]:
         for group in self.optimizer.param_groups:

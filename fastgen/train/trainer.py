@@ -233,6 +233,7 @@ class Trainer:
                     self.save()
         finally:
             bar.close()
+            self.update.finish()
 
         if self.out_dir is not None:
             self.save()
