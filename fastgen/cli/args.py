@@ -117,7 +117,7 @@ def write_text(path: Path, text: str) -> None:
     path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
 
 
-# --- threads and errors ---------------------------------------------------------------------------
+# --- threads --------------------------------------------------------------------------------------
 
 def default_threads() -> tuple[int, ...]:
     """1 thread and all threads, as the benchmarks report them."""
@@ -132,6 +132,30 @@ def set_threads(args: argparse.Namespace) -> None:
 def add_threads_flag(parser: argparse.ArgumentParser, help: str = "torch CPU threads") -> None:
     parser.add_argument("--threads", type=positive_int, metavar="N", help=help)
 
+
+# --- the eval and sample commands' shared flags ----------------------------------------------------
+
+def add_eval_flags(parser: argparse.ArgumentParser, trained_by: str, *, split_help: str, out_help: str) -> None:
+    """What every ``fastgen eval`` of a trained run takes: --checkpoint (a ``trained_by`` --out folder),
+    --split (test, the default, or val), --out (the JSON written; ``out_help`` names its default) and
+    --threads. The family adds its own flags after these."""
+    parser.add_argument("--checkpoint", required=True, metavar="DIR", help=f"a `{trained_by}` --out folder")
+    parser.add_argument("--split", choices=("test", "val"), default="test", help=split_help)
+    parser.add_argument("--out", metavar="FILE", help=out_help)
+    add_threads_flag(parser)
+
+
+def add_sample_flags(parser: argparse.ArgumentParser, trained_by: str, *, out_help: str, n: int) -> None:
+    """What every ``fastgen sample`` of a trained run takes: --checkpoint, --out (the image, required),
+    --n samples (default ``n``), --seed and --threads. The family adds its own flags after these."""
+    parser.add_argument("--checkpoint", required=True, metavar="DIR", help=f"a `{trained_by}` --out folder")
+    parser.add_argument("--out", required=True, metavar="PNG", help=out_help)
+    parser.add_argument("--n", type=positive_int, default=n, help="samples (default %(default)s)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="sampling seed (default %(default)s)")
+    add_threads_flag(parser)
+
+
+# --- errors ---------------------------------------------------------------------------------------
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:

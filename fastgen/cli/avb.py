@@ -8,15 +8,17 @@ import json
 import sys
 from pathlib import Path
 
-from fastgen.cli.args import (IMAGE_SUFFIXES, JSON_SUFFIXES, CLIError, add_threads_flag, check_out_file, given,
-                              non_negative_int, optional_path, positive_float, positive_int, set_threads, user_errors,
-                              write_text)
+from fastgen.cli.args import (IMAGE_SUFFIXES, JSON_SUFFIXES, CLIError, add_eval_flags, add_sample_flags,
+                              add_threads_flag, check_out_file, given, non_negative_int, optional_path, positive_float,
+                              positive_int, set_threads, user_errors, write_text)
 from fastgen.cli.training import MICRO_BATCHES_HELP, train_command
 from fastgen.recipes.family import DemoBudget, Family
 
 TRAIN_DEFAULTS = dict(data="toy", variant="avb", steps=10_000, batch_size=256, lr=1e-3, seed=0, schedule="alternate",
-                      adversary_steps=3, adversary_lr=3e-3)  # the stronger adversary measured best on the toy
+                      adversary_steps=3, adversary_lr=3e-3,  # the stronger adversary measured best on the toy
+                      toy_lr_decay_start=5000, lr_half_life=1000)  # the decay that brought the toy's bound to -log 4
 _SIZES = ("latent_dim", "hidden", "layers", "noise_dim", "adversary_hidden", "ac_samples")
+_SCHEDULE = ("schedule", "adversary_steps", "adversary_lr", "lr_decay_start", "lr_half_life")
 _TRAIN_SETTINGS = ("batch_size", "lr", "seed", "eval_every", "checkpoint_every", "micro_batches")
 
 
@@ -38,6 +40,11 @@ def _add_train_arguments(m: argparse.ArgumentParser) -> None:
                    help=f"adversary updates per primal update, alternate schedule (default {d['adversary_steps']})")
     m.add_argument("--adversary-lr", type=positive_float,
                    help=f"the adversary's Adam learning rate (default {d['adversary_lr']})")
+    m.add_argument("--lr-decay-start", type=non_negative_int, metavar="STEP",
+                   help="every learning rate is constant until STEP, then halves every --lr-half-life steps (default: "
+                        f"{d['toy_lr_decay_start']} on the toy, no decay on images)")
+    m.add_argument("--lr-half-life", type=positive_int, metavar="STEPS",
+                   help=f"steps over which a decaying learning rate halves (default {d['lr_half_life']})")
     m.add_argument("--steps", type=positive_int, help=f"training steps in total (default {d['steps']}; with --resume: "
                                                       "the run's, or more)")
     m.add_argument("--batch-size", type=positive_int, metavar="B", help=f"default {d['batch_size']}")
@@ -83,8 +90,7 @@ def _resumed(args: argparse.Namespace):
                                 **{n: getattr(args, n) for n in ("binarize", "max_train")}},
                                {**run["data"], "data": run["data"]["source"], "variant": run["variant"]})
     problems += differing_flags({n: getattr(args, n) for n in _SIZES}, run["model"])
-    problems += differing_flags({n: getattr(args, n) for n in ("schedule", "adversary_steps", "adversary_lr")},
-                                run["training"])
+    problems += differing_flags({n: getattr(args, n) for n in _SCHEDULE}, run["training"])
     problems += differing_flags({n: getattr(args, n) for n in _TRAIN_SETTINGS}, stored)
     check_resume_flags(out, problems, "--steps")
     return run, _train_config(args, stored)
@@ -104,7 +110,10 @@ def _train(args: argparse.Namespace, out: Path):
         model = {n: getattr(args, n) for n in _SIZES}
         training = {"schedule": given(args, "schedule", d["schedule"]),
                     "adversary_steps": given(args, "adversary_steps", d["adversary_steps"]),
-                    "adversary_lr": given(args, "adversary_lr", d["adversary_lr"])}
+                    "adversary_lr": given(args, "adversary_lr", d["adversary_lr"]),
+                    "lr_decay_start": given(args, "lr_decay_start",
+                                            d["toy_lr_decay_start"] if source == "toy" else None),
+                    "lr_half_life": given(args, "lr_half_life", d["lr_half_life"])}
     return rec.train_run(variant, data, config, out, model=model, resume=args.resume, log=print, **training)
 
 
@@ -117,25 +126,19 @@ def report_training(result) -> None:
 
 
 def _add_eval_arguments(m: argparse.ArgumentParser) -> None:
-    m.add_argument("--checkpoint", required=True, metavar="DIR", help="a `fastgen train avb` --out folder")
-    m.add_argument("--split", choices=("test", "val"), default="test", help="default %(default)s")
+    add_eval_flags(m, "fastgen train avb", split_help="default %(default)s",
+                   out_help="JSON to write (default RUN/eval.json)")
     m.add_argument("--max-rows", type=positive_int, default=100, metavar="N",
                    help="rows (images) evaluated (default %(default)s: AIS is costly)")
     m.add_argument("--ais-steps", type=positive_int, default=500, help="intermediate distributions (default %(default)s)")
     m.add_argument("--ais-chains", type=positive_int, default=16, help="chains per row (default %(default)s)")
     m.add_argument("--leapfrog", type=positive_int, default=10, help="leapfrog steps per HMC move (default %(default)s)")
     m.add_argument("--seed", type=non_negative_int, default=0, help="evaluation seed (default %(default)s)")
-    m.add_argument("--out", metavar="FILE", help="JSON to write (default RUN/eval.json)")
-    add_threads_flag(m)
 
 
 def _add_sample_arguments(m: argparse.ArgumentParser) -> None:
-    m.add_argument("--checkpoint", required=True, metavar="DIR", help="a `fastgen train avb` --out folder")
-    m.add_argument("--out", required=True, metavar="PNG",
-                   help="image grid (images) or the posterior figure (toy) to write")
-    m.add_argument("--n", type=positive_int, default=16, help="samples (default %(default)s)")
-    m.add_argument("--seed", type=non_negative_int, default=0, help="sampling seed (default %(default)s)")
-    add_threads_flag(m)
+    add_sample_flags(m, "fastgen train avb", n=16,
+                     out_help="image grid (images) or the posterior figure (toy) to write")
 
 
 class AVBFamily(Family):

@@ -12,9 +12,9 @@ import argparse
 import json
 from pathlib import Path
 
-from fastgen.cli.args import (IMAGE_SUFFIXES, JSON_SUFFIXES, CLIError, add_threads_flag, check_out_file, given,
-                              non_negative_int, optional_path, positive_float, positive_int, set_threads,
-                              user_errors, write_text)
+from fastgen.cli.args import (IMAGE_SUFFIXES, JSON_SUFFIXES, CLIError, add_eval_flags, add_sample_flags,
+                              add_threads_flag, check_out_file, given, non_negative_int, optional_path, positive_float,
+                              positive_int, set_threads, user_errors, write_text)
 from fastgen.cli.training import MICRO_BATCHES_HELP, resumed_train_config, train_command
 from fastgen.recipes.family import DemoBudget, Family
 
@@ -123,26 +123,19 @@ def _add_train_arguments(m: argparse.ArgumentParser, family: "VAEGANFamily") -> 
 
 
 def _add_eval_arguments(m: argparse.ArgumentParser) -> None:
-    m.add_argument("--checkpoint", required=True, metavar="DIR", help="a `fastgen train` --out folder")
-    m.add_argument("--split", choices=("test", "val"), default="test",
-                   help="test (default): the reported figure, read once for the chosen model; val: for choosing")
+    add_eval_flags(m, "fastgen train", out_help="JSON to write (default RUN/eval.json or RUN/eval_val.json)",
+                   split_help="test (default): the reported figure, read once for the chosen model; val: for choosing")
     m.add_argument("--max-images", type=positive_int, metavar="N", help="first N images (default: all)")
-    m.add_argument("--out", metavar="FILE", help="JSON to write (default RUN/eval.json or RUN/eval_val.json)")
-    add_threads_flag(m)
 
 
 def _add_sample_arguments(m: argparse.ArgumentParser) -> None:
-    m.add_argument("--checkpoint", required=True, metavar="DIR", help="a `fastgen train` --out folder")
-    m.add_argument("--out", required=True, metavar="PNG", help="image grid to write")
-    m.add_argument("--n", type=positive_int, default=64, help="samples (default %(default)s)")
-    m.add_argument("--seed", type=non_negative_int, default=0, help="sampling seed (default %(default)s)")
+    add_sample_flags(m, "fastgen train", out_help="image grid to write", n=64)
     m.add_argument("--reconstructions", action="store_true",
                    help="also write PNG-stem_recon.png: test images over their reconstructions")
     m.add_argument("--attribute", metavar="A,B",
                    help="also write PNG-stem_attribute.png: test images of class B decoded from mu + a (mean mu "
                         "of class A - mean mu of class B), a = 0..1 (Fashion-MNIST class numbers 0-9)")
     m.add_argument("--scale", type=positive_int, default=2, help="display pixels per pixel (default %(default)s)")
-    add_threads_flag(m)
 
 
 def _classes(text: str) -> tuple[int, int]:

@@ -135,14 +135,12 @@ def avb_phases(model: AVB, schedule: str = "alternate", adversary_steps: int = 1
 def elbo_via_adversary(model: AVB, x: Tensor, samples: int = 1, generator: Optional[torch.Generator] = None) -> Tensor:
     """Per-row ELBO estimate: the paper's E_q[log p(x|z)] − KL estimate through T for AVB (a bound only as good
     as T), the exact-KL ELBO for the Gaussian VAE; ``samples`` draws of z per row."""
+    # one batched forward: each x repeated k times, each repeat drawing the m z of one training step
     if not model.implicit:
-        return torch.stack([gaussian_elbo(model, x, generator)[0] for _ in range(samples)]).mean(0)
-    m = model.config.samples_per_x
-    parts = []
-    for _ in range(math.ceil(samples / m)):
-        terms = _terms(model, x, generator)
-        parts.append(terms["reconstruction"] - terms["kl"])
-    return torch.cat(parts, 1)[:, :samples].mean(1)
+        return gaussian_elbo(model, x.repeat_interleave(samples, 0), generator)[0].reshape(len(x), samples).mean(1)
+    m, k = model.config.samples_per_x, math.ceil(samples / model.config.samples_per_x)
+    terms = _terms(model, x.repeat_interleave(k, 0), generator)
+    return (terms["reconstruction"] - terms["kl"]).reshape(len(x), k * m)[:, :samples].mean(1)
 
 
 __all__ = ["SCHEDULES", "adversary_loss", "avb_phases", "elbo_via_adversary", "gaussian_elbo", "joint_losses",

@@ -5,10 +5,10 @@ training.py  train_run (AVB, AVB + adaptive contrast or the Gaussian VAE with th
 figure.py    the toy's posterior figure
 """
 from fastgen.recipes.avb.figure import posterior_figure
-from fastgen.recipes.avb.training import (DATA, KIND, METRIC, TOY, evaluate_run, load_rows, load_run, prepare,
-                                          read_run, sample_rows, train_run, training_phases, variant_config)
+from fastgen.recipes.avb.training import (DATA, KIND, METRIC, TOY, evaluate_run, load_rows, load_run, lr_schedule,
+                                          prepare, read_run, sample_rows, train_run, training_phases, variant_config)
 
 VARIANTS = ("avb", "avb-ac", "vae")
 
-__all__ = ["DATA", "KIND", "METRIC", "TOY", "VARIANTS", "evaluate_run", "load_rows", "load_run", "posterior_figure",
-           "prepare", "read_run", "sample_rows", "train_run", "training_phases", "variant_config"]
+__all__ = ["DATA", "KIND", "METRIC", "TOY", "VARIANTS", "evaluate_run", "load_rows", "load_run", "lr_schedule",
+           "posterior_figure", "prepare", "read_run", "sample_rows", "train_run", "training_phases", "variant_config"]

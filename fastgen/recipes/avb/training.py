@@ -77,6 +77,18 @@ def training_phases(model: AVB, data: dict, schedule: str, adversary_steps: int,
     return [Phase(p.name, p.params, wrap(p.loss_fn), lr=p.lr, betas=p.betas, repeat=p.repeat) for p in phases]
 
 
+def lr_schedule(start: Optional[int], half_life: Optional[int] = None) -> Optional[Callable[[int], float]]:
+    """The factor on every network's learning rate at a step: 1 until step ``start``, then halving every
+    ``half_life`` steps; None (constant rates) when ``start`` is None. A pure function of the step and not of
+    the run's length, so a resumed or lengthened run follows the same rates as an uninterrupted one."""
+    if start is None:
+        return None
+    for name, value, least in (("lr_decay_start", start, 0), ("lr_half_life", half_life, 1)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise RecipeError(f"{name} must be an int >= {least}, got {value!r}")
+    return lambda step: 0.5 ** (max(0, step - start) / half_life)
+
+
 def read_run(path: Union[str, Path]):
     """(Checkpoint, run description), checked; nothing is built."""
     ckpt, run = read_checkpoint(path, (KIND,), COMMAND)
@@ -99,13 +111,16 @@ def load_run(path: Union[str, Path]):
 @holds_run_folder
 def train_run(variant: str, data: dict, train_config: TrainConfig, out_dir: Union[str, Path], *,
               model: Optional[dict] = None, schedule: str = "alternate", adversary_steps: int = 1,
-              adversary_lr: Optional[float] = None, resume: bool = False,
+              adversary_lr: Optional[float] = None, lr_decay_start: Optional[int] = None,
+              lr_half_life: Optional[int] = None, resume: bool = False,
               log: Callable[[str], None] = print) -> TrainResult:
     """Train ``variant`` on ``data`` ({"source": "toy"} or a DataSpec's JSON) into ``out_dir``; validation
-    ELBO every ``eval_every`` steps (the toy: its bounds, fastgen.models.avb.toy_bounds)."""
+    ELBO every ``eval_every`` steps (the toy: its bounds, fastgen.models.avb.toy_bounds); learning rates
+    decayed from ``lr_decay_start`` on (:func:`lr_schedule`)."""
     out = Path(out_dir)
     check_run_folder(out, resume)
     cfg = variant_config(variant, data["source"], model)
+    lr_lambda = lr_schedule(lr_decay_start, lr_half_life)
     if data["source"] != TOY:
         data = {**DataSpec(**{k: data.get(k) for k in ("source", "path", "binarize", "max_train")},
                            binarize_seed=data.get("binarize_seed", 0)).to_json()}
@@ -117,7 +132,8 @@ def train_run(variant: str, data: dict, train_config: TrainConfig, out_dir: Unio
         raise RecipeError(f"the data have {train.shape[1]} dimensions, the model {cfg.data_dim}")
     run = {"run_format": RUN_FORMAT, "kind": KIND, "variant": variant, "model": asdict(cfg),
            "data": {**data, "train_split": train_text, "val_split": val_text, "fingerprint": data_fingerprint(train)},
-           "training": {"schedule": schedule, "adversary_steps": adversary_steps, "adversary_lr": adversary_lr},
+           "training": {"schedule": schedule, "adversary_steps": adversary_steps, "adversary_lr": adversary_lr,
+                        "lr_decay_start": lr_decay_start, "lr_half_life": lr_half_life},
            "threads": torch.get_num_threads()}
     if resume:
         check_same_data(read_run(out)[0], run, data["source"])
@@ -131,7 +147,8 @@ def train_run(variant: str, data: dict, train_config: TrainConfig, out_dir: Unio
         return {"val_elbo": float(elbo_via_adversary(m, x, 1, torch.Generator().manual_seed(0)).mean())}
 
     phases = training_phases(net, data, schedule, adversary_steps, train_config.lr, adversary_lr)
-    trainer = Trainer(net, phases=phases, config=train_config, out_dir=out, eval_fn=eval_fn, model_config=run)
+    trainer = Trainer(net, phases=phases, config=train_config, out_dir=out, eval_fn=eval_fn, model_config=run,
+                      lr_lambda=lr_lambda)
     log(f"{variant}: {sum(p.numel() for p in net.parameters()):,} parameters, latent {cfg.latent_dim}, "
         f"phases {', '.join(p.name for p in phases)} ({schedule if net.implicit else 'one loss'})")
     log(f"data: {train_text}")
@@ -175,5 +192,5 @@ def sample_rows(model: AVB, n: int, seed: int) -> Tensor:
     return (model.sample(n, torch.Generator().manual_seed(seed)) * 255).round().to(torch.uint8)
 
 
-__all__ = ["DATA", "KIND", "METRIC", "TOY", "evaluate_run", "load_rows", "load_run", "prepare", "read_run",
-           "sample_rows", "train_run", "training_phases", "variant_config"]
+__all__ = ["DATA", "KIND", "METRIC", "TOY", "evaluate_run", "load_rows", "load_run", "lr_schedule", "prepare",
+           "read_run", "sample_rows", "train_run", "training_phases", "variant_config"]
