@@ -47,3 +47,29 @@ def poisoned_empty():
     finally:
         torch.use_deterministic_algorithms(prev_det)
         torch.utils.deterministic.fill_uninitialized_memory = prev_fill
+
+
+# -- tests/gpu: which implementations a GPU machine can run, and the low-precision tolerance ------------
+
+def triton_available() -> bool:
+    """Whether Triton imports here (its kernels are then tested beside the CUDA C++ ones)."""
+    try:
+        import triton  # noqa: F401  (availability check)
+    except ImportError:
+        return False
+    return True
+
+
+def gpu_implementations(op: str) -> list[str]:
+    """The implementations a tests/gpu case runs an op through: "op" (fastgen.ops under the default
+    backend rule), "cuda-op" (torch.ops.fastgen on CUDA tensors, when this build has the op's CUDA
+    kernel) and "triton" (the fastgen.triton launchers, when Triton imports)."""
+    from fastgen import _extension
+
+    return ["op"] + (["cuda-op"] if _extension.has_kernel(op, "CUDA") else []) + (["triton"] if triton_available() else [])
+
+
+def twice_torch_error(own: torch.Tensor, exact: torch.Tensor, floor: float = 0.0) -> float:
+    """The GUIDE's float16/bfloat16 tolerance: twice PyTorch's own relative error in that dtype (``own``:
+    the reference run in the low dtype, ``exact``: the float64 reference), and at least ``floor``."""
+    return max(2 * rel_err(own, exact), floor)

@@ -1,6 +1,7 @@
 """``fastgen train|eval|sample|bench irgan``: IRGAN item recommendation on MovieLens-100k over
 fastgen.recipes.irgan (DNS pretraining, the IRGAN rounds, baselines, validation-only selection, the
-test split read once by eval). The demo part is in :mod:`fastgen.cli.irgan_demo`."""
+test split read once by eval), and with ``--task web`` LETOR web search (fastgen.recipes.irgan.web).
+The demo part is in :mod:`fastgen.cli.irgan_demo`."""
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,8 @@ def _add_train_arguments(m: argparse.ArgumentParser) -> None:
     m.add_argument("--out", required=True, metavar="DIR", help="run folder (created)")
     m.add_argument("--task", choices=("items", "web"), default="items",
                    help="items (default): MovieLens-100k recommendation; web: LETOR web search with MLP scorers "
-                        "(--data a LETOR file, a fold folder or 'synthetic'; its own schedule, the flags below "
-                        "apply to items only)")
+                        "(--data a LETOR file, a fold folder or 'synthetic', needed unless --resume; its own "
+                        "schedule, the flags below apply to items only)")
     m.add_argument("--split", choices=SPLITS, default="u1",
                    help="u1 (default): the official split, rebuilt as mku.sh does; random: 20%% of each "
                         "user's ratings as test, seeded")
@@ -82,29 +83,25 @@ def train(args: argparse.Namespace) -> int:
 
 
 def _train_web(args: argparse.Namespace, out: Path) -> int:
-    from fastgen.recipes.irgan.web import WebSettings, markdown, train_web
-    if args.data is None:
-        raise CLIError("--task web needs --data: a LETOR 4.0 file, a fold folder (train.txt, vali.txt, test.txt) "
-                       "or 'synthetic' (MQ2008 is not offline here)")
-    if args.resume:
-        raise CLIError("--task web runs are short and not resumable: leave out --resume")
+    from fastgen.recipes.irgan.web import WebSettings, train_web
     with user_errors():
-        report = train_web(WebSettings(seed=args.seed), args.data, out)
-    print(markdown(report))
-    print(f"written to {out / 'eval.json'} (the test queries were scored once, after selection on validation)")
+        train_web(WebSettings(seed=args.seed), args.data, out, resume=args.resume)
+    print(f"run folder: {out}; `fastgen eval irgan --task web --checkpoint {out}` reads the test queries once")
     return 0
 
 
 def evaluate(args: argparse.Namespace) -> int:
     from fastgen.recipes.irgan import markdown, test_report
+    from fastgen.recipes.irgan.web_report import web_markdown, web_test_report
     set_threads(args)
     target = optional_path(args.out)
     check_out_file(target, "--out", JSON_SUFFIXES, "the evaluation")
+    report_of, show = (web_test_report, web_markdown) if args.task == "web" else (test_report, markdown)
     with user_errors():
-        report = test_report(args.checkpoint)
+        report = report_of(args.checkpoint)
     out = target or Path(args.checkpoint) / "eval.json"
     write_text(out, json.dumps(report, indent=1))
-    print(markdown(report))
+    print(show(report))
     print(f"written to {out}")
     return 0
 
@@ -114,7 +111,9 @@ def sample(args: argparse.Namespace) -> int:
     from fastgen.data.movielens import load_titles
     from fastgen.recipes.irgan import load_mf
     from fastgen.recipes.irgan.data import DataSpec, load_train_val
+    from fastgen.recipes.irgan.folders import require_task
     with user_errors():
+        require_task(Path(args.checkpoint), "items", "sample draws from item-recommendation runs only")
         model, config = load_mf(Path(args.checkpoint) / "best")
         if not 1 <= args.user <= model.config.n_users:
             raise CLIError(f"--user {args.user}: users are numbered 1..{model.config.n_users}")
@@ -141,7 +140,8 @@ class IRGANFamily(Family):
                  "by REINFORCE with D's reward) and the BPR-MF baseline; each stops at its best validation "
                  "epoch. The test split is not read.",
         "eval": "Score every model of a run at its validation-chosen point on the test split (read once) and "
-                "IRGAN against its DNS initialisation per user, with 95% intervals.",
+                "IRGAN against its DNS initialisation per user, with 95% intervals (--task web: the generator "
+                "against its pretraining per query, P@k, NDCG@k and MAP).",
         "sample": "Print a user's top-k movies (titles from recbole's item file or --items u.item).",
     }
     sample_files = "text"
@@ -154,6 +154,9 @@ class IRGANFamily(Family):
         elif verb in ("eval", "sample"):
             parser.add_argument("--checkpoint", required=True, metavar="DIR", help="a `fastgen train irgan` --out")
             if verb == "eval":
+                parser.add_argument("--task", choices=("items", "web"), default="items",
+                                    help="the run's task (default items; web: a `fastgen train irgan --task web` "
+                                         "run, scored on its test queries)")
                 parser.add_argument("--out", metavar="FILE", help="JSON to write (default: DIR/eval.json)")
             else:
                 parser.add_argument("--user", type=positive_int, required=True, help="user id (1-based)")

@@ -13,6 +13,7 @@ MQ2008 is not on this machine and cannot be downloaded here: read a copy you hol
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -104,6 +105,8 @@ def _features(items: list[str], n_features: int, where: str) -> list[float]:
             raise DataError(f"{where}: the feature {item!r} is not index:value") from None
         if not sep or not last < i <= n_features:
             raise DataError(f"{where}: feature index {index} out of order or outside 1..{n_features}")
+        if not math.isfinite(v):  # float() accepts 'nan' and 'inf'; one would poison every score it meets
+            raise DataError(f"{where}: the feature {item!r} is not a finite number")
         row[i - 1], last = v, i
     return row
 

@@ -39,6 +39,8 @@ def test_reads_queries_labels_features_and_docids(tmp_path):
     ("1 qid:1 1:0.5 1:0.2", "out of order"),
     ("1 qid:1 47:0.5", r"outside 1..46"),
     ("1 qid:1 3:abc", "is not index:value"),
+    ("1 qid:1 3:nan", "'3:nan' is not a finite number"),
+    ("1 qid:1 3:-inf", "'3:-inf' is not a finite number"),
 ])
 def test_malformed_lines_name_the_line(tmp_path, line, message):
     path = tmp_path / "bad.txt"

@@ -16,8 +16,6 @@ import fastgen
 from fastgen.models import AlignDRAW, AlignDRAWConfig, DRAW, DRAWConfig
 from tests.helpers import assert_rel_close, fresh_generator
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
-
 
 def losses_and_grads(model, loss_of):
     model.zero_grad()

@@ -13,28 +13,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fastgen import _extension, ops
+from fastgen import ops
 from fastgen.reference import items as ref
 from tests.cases import assert_bad_input, bad_inputs_for, params
 from tests.cases import items as cases
-from tests.helpers import fresh_generator, poisoned_empty
+from tests.helpers import fresh_generator, gpu_implementations, poisoned_empty
 from tests.ops.test_items import NEAR_TIE, SCORES, chi_square_p, near_ties
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
 DTYPES = pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
-
-
-def implementations() -> list[str]:
-    names = ["op"]
-    if _extension.has_kernel("sample_items", "CUDA"):
-        names.append("cuda-op")
-    try:
-        import triton  # noqa: F401  (availability check)
-
-        names.append("triton")
-    except ImportError:
-        pass
-    return names
+IMPLEMENTATIONS = gpu_implementations("sample_items")
 
 
 def run(impl: str, name: str, *args):
@@ -55,7 +42,7 @@ def on_gpu(t: dict, dtype) -> list:
     return [t[n].to("cuda", dtype) for n in (*SCORES, "uniforms")]
 
 
-@pytest.mark.parametrize("impl", implementations())
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
 @DTYPES
 @pytest.mark.parametrize("case", params(cases.CASES))
 def test_sample_matches_twin(impl, dtype, case):
@@ -67,7 +54,7 @@ def test_sample_matches_twin(impl, dtype, case):
     near_ties(got, want, t, case.T, NEAR_TIE[dtype], f"{impl} {dtype} seed {gen.initial_seed()}")
 
 
-@pytest.mark.parametrize("impl", implementations())
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
 @DTYPES
 @pytest.mark.parametrize("excluded", [False, True], ids=["all", "exclude"])
 @pytest.mark.parametrize("case", params(cases.CASES))
@@ -83,7 +70,7 @@ def test_topk_matches_twin(impl, dtype, excluded, case):
     assert torch.equal(scores.cpu().double(), want_scores), f"{impl}: scores differ (seed {gen.initial_seed()})"
 
 
-@pytest.mark.parametrize("impl", implementations())
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
 def test_draws_follow_the_softmax(impl):
     case = cases.Case(2, 60, 8, 20_000, 0.5, 8, "chi-square")
     t = case.draw(torch.Generator().manual_seed(1234))
@@ -94,7 +81,7 @@ def test_draws_follow_the_softmax(impl):
         assert chi_square_p(draws[user], probs[user]) > 1e-3
 
 
-@pytest.mark.parametrize("impl", implementations())
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
 def test_large_item_pool(impl):
     """64 users x 300,000 items x d=64, float32: many chunks, draws and top-k against the twin."""
     case = cases.Case(64, 300_000, 64, 8, 0.2, 50, "large pool")

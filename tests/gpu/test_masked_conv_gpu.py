@@ -15,29 +15,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fastgen import _extension, ops
+from fastgen import ops
 from fastgen.reference import masked_conv as ref
 from tests.cases import assert_bad_input, bad_inputs_for, params
 from tests.cases import masked_conv as cases
-from tests.helpers import assert_rel_close, fresh_generator, poisoned_empty, rel_err
-
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+from tests.helpers import assert_rel_close, fresh_generator, gpu_implementations, poisoned_empty, twice_torch_error
 
 REL_TOL = {torch.float32: 1e-5, torch.float64: 1e-12}
 ULP = {torch.float16: 2.0**-10, torch.bfloat16: 2.0**-8}
-
-
-def implementations() -> list[str]:
-    names = ["op"]
-    if _extension.has_kernel("masked_conv2d", "CUDA"):
-        names.append("cuda-op")
-    try:
-        import triton  # noqa: F401  (availability check)
-
-        names.append("triton")
-    except ImportError:
-        pass
-    return names
+IMPLEMENTATIONS = gpu_implementations("masked_conv2d")
 
 
 def conv(name: str, case):
@@ -58,7 +44,7 @@ def cast(t: dict, dtype, device) -> dict:
     return {k: None if v is None else v.to(device, dtype) for k, v in t.items()}
 
 
-@pytest.mark.parametrize("impl", implementations())
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("case", params(cases.CASES))
 def test_matches_reference(impl, dtype, case):
@@ -77,7 +63,7 @@ def test_matches_reference(impl, dtype, case):
 LOW_PRECISION_CASES = [c for c in cases.CASES if (c.x_scale, c.w_scale) == (1.0, 1.0)]
 
 
-@pytest.mark.parametrize("impl", implementations())
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
 @pytest.mark.parametrize("case", params(LOW_PRECISION_CASES))
 def test_low_precision(impl, dtype, case):
@@ -88,11 +74,11 @@ def test_low_precision(impl, dtype, case):
     own = cases.results(reference(case), cast(low, dtype, "cuda"))  # cuDNN in that dtype
     for key in want:
         assert got[key].dtype == dtype, key
-        tol = max(2 * rel_err(own[key], want[key]), ULP[dtype])
+        tol = twice_torch_error(own[key], want[key], ULP[dtype])
         assert_rel_close(got[key], want[key], tol, f"{impl} {key} {dtype}", gen.initial_seed())
 
 
-@pytest.mark.parametrize("impl", implementations())
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
 @pytest.mark.parametrize("case", params([c for c in cases.CASES if c.bias][:8]))
 def test_masked_weights_are_never_read(impl, case):
     """NaN and inf in every masked weight change nothing (the reference selects with where)."""
@@ -108,7 +94,7 @@ def test_masked_weights_are_never_read(impl, case):
     assert (got["grad weight"][~live] == 0).all()
 
 
-@pytest.mark.parametrize("impl", implementations())
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
 def test_large_layer(impl):
     """A PixelCNN-sized layer: 129 -> 255 channels (colour groups), batch 4, 32 x 40, 5 x 5 mask B,
     float32: several channel tiles, two column tiles per row, many grid blocks. (The float64 reference
@@ -122,7 +108,7 @@ def test_large_layer(impl):
         assert_rel_close(got[key], want[key], REL_TOL[torch.float32], f"{impl} {key}", gen.initial_seed())
 
 
-@pytest.mark.parametrize("impl", implementations())
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
 def test_image_input_needs_no_grad_x(impl):
     case = cases.CASES[0]
     gen = fresh_generator()

@@ -12,7 +12,6 @@ must match the CPU kernel's.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -26,13 +25,10 @@ from fastgen.models import WaveNet
 from fastgen.models.wavenet import generation as ops
 from fastgen.reference import wavenet as ref
 from tests.cases import wavenet_generate as cases
-from tests.helpers import assert_rel_close, fresh_generator
+from tests.helpers import assert_rel_close, fresh_generator, triton_available
 
-pytestmark = [
-    pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU"),
-    pytest.mark.skipif(not _extension.has_kernel("wavenet_generate", "CUDA"),
-                       reason="fastgen built without its CUDA kernels (FASTGEN_FORCE_CUDA=1)"),
-]
+pytestmark = pytest.mark.skipif(not _extension.has_kernel("wavenet_generate", "CUDA"),
+                                reason="fastgen built without its CUDA kernels (FASTGEN_FORCE_CUDA=1)")
 
 DEVICE = "cuda"    # where the fast path runs
 BACKEND = "cuda"   # fastgen.ops.wavenet backend under test
@@ -163,7 +159,7 @@ def check_against_cpu_and_reference(model, gen, B, n, temperature, weight_dtype=
 
 
 # The compiled Triton kernel too (under the interpreter it is compared on the CPU in tests/triton).
-GPU_BACKENDS = [BACKEND] + (["triton"] if importlib.util.find_spec("triton") else [])
+GPU_BACKENDS = [BACKEND] + (["triton"] if triton_available() else [])
 
 
 @pytest.mark.parametrize("weight_dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])

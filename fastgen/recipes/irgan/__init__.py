@@ -6,6 +6,8 @@
 
 Every model stops at its best validation epoch (:mod:`.selection`); the test split is read only by
 :func:`test_report`. :mod:`.schedule` fits IRGAN's epoch-wise alternation to the fastgen Trainer.
+The paper's web-search task (LETOR, MLP scorers) is :mod:`.web` (training, resumable) and
+:mod:`.web_report` (its test figures); :mod:`.folders` keeps either task's run folders apart.
 """
 from fastgen.recipes.irgan.data import DataSpec, load_test, load_train_val
 from fastgen.recipes.irgan.report import markdown, test_report

@@ -11,6 +11,7 @@ from fastgen.eval.ranking import KS, means, paired_difference
 from fastgen.models.irgan import Popularity
 from fastgen.recipes.irgan import data as irgan_data
 from fastgen.recipes.irgan.data import DataSpec
+from fastgen.recipes.irgan.folders import require_task
 from fastgen.recipes.irgan.selection import per_user_metrics, stored_selection
 from fastgen.recipes.irgan.training import load_mf
 from fastgen.recipes.runs import RecipeError
@@ -20,6 +21,7 @@ METRICS = tuple(f"P@{k}" for k in KS) + tuple(f"NDCG@{k}" for k in KS)
 
 
 def run_spec(out: Path) -> DataSpec:
+    require_task(out, "items", "evaluate it with `fastgen eval irgan --task {task} --checkpoint DIR`")
     folder = out / "best"
     if stored_selection(folder) is None:
         raise RecipeError(f"{out} holds no selected IRGAN generator ({folder}/config.json is missing): "
@@ -52,17 +54,26 @@ def test_report(out_dir: Union[str, Path]) -> dict:
     return report
 
 
+def models_markdown(models: dict[str, dict[str, float]], metrics: tuple[str, ...]) -> list[str]:
+    """A markdown table: a row per model, a column per metric (means)."""
+    lines = ["| model | " + " | ".join(metrics) + " |", "|---|" + "---:|" * len(metrics)]
+    return lines + [f"| {name} | " + " | ".join(f"{values[m]:.4f}" for m in metrics) + " |"
+                    for name, values in models.items()]
+
+
+def paired_markdown(paired: dict[str, dict], title: str) -> list[str]:
+    """A markdown table of paired differences (fastgen.eval.ranking.paired_difference) under ``title``."""
+    lines = ["", title, "", "| metric | mean difference | bootstrap CI | paired t CI |", "|---|---:|---:|---:|"]
+    return lines + [f"| {m} | {d['mean']:+.4f} | {d['bootstrap'][0]:+.4f} .. {d['bootstrap'][1]:+.4f} | "
+                    f"{d['t_interval'][0]:+.4f} .. {d['t_interval'][1]:+.4f} |" for m, d in paired.items()]
+
+
 def markdown(report: dict) -> str:
-    lines = ["| model | " + " | ".join(METRICS) + " |", "|---|" + "---:|" * len(METRICS)]
-    for name, values in report["models"].items():
-        lines.append(f"| {name} | " + " | ".join(f"{values[m]:.4f}" for m in METRICS) + " |")
+    lines = models_markdown(report["models"], METRICS)
     if "paired" in report:
-        lines += ["", f"IRGAN - DNS-MF, per user ({report['users']} test users), 95% intervals:", "",
-                  "| metric | mean difference | bootstrap CI | paired t CI |", "|---|---:|---:|---:|"]
-        for m, d in report["paired"].items():
-            lines.append(f"| {m} | {d['mean']:+.4f} | {d['bootstrap'][0]:+.4f} .. {d['bootstrap'][1]:+.4f} | "
-                         f"{d['t_interval'][0]:+.4f} .. {d['t_interval'][1]:+.4f} |")
+        lines += paired_markdown(report["paired"], f"IRGAN - DNS-MF, per user ({report['users']} test users), "
+                                                   "95% intervals:")
     return "\n".join(lines)
 
 
-__all__ = ["METRICS", "MODELS", "markdown", "run_spec", "test_report"]
+__all__ = ["METRICS", "MODELS", "markdown", "models_markdown", "paired_markdown", "run_spec", "test_report"]

@@ -1,5 +1,6 @@
 """Validation-only model selection: ranking metrics of a scorer on a split, and the keeper that saves
-the best-on-validation weights of a run (its stopping point) as a checkpoint folder."""
+the best-on-validation weights of a run (its stopping point) as a checkpoint folder (both tasks: items
+and web search)."""
 from __future__ import annotations
 
 import json
@@ -32,13 +33,14 @@ def split_metrics(scorer: nn.Module, exclude: UserItems, relevant: UserItems) ->
 
 
 class BestOnValidation:
-    """A Trainer eval_fn: the validation metrics of ``pick(model)`` (the MF to rank with); whenever
-    :data:`SELECT_BY` improves, the weights are saved to ``folder`` with ``config`` and the metrics
-    (resumable: the best value so far is read back from ``folder``)."""
+    """A Trainer eval_fn: ``validate(pick(model))``, the validation metrics of the scorer to select
+    (an MF, or web search's MLP generator); whenever :data:`SELECT_BY` improves, the scorer's weights
+    are saved to ``folder`` with ``config`` and the metrics (resumable: the best value so far is read
+    back from ``folder``)."""
 
-    def __init__(self, folder: Path, config: dict, exclude: UserItems, relevant: UserItems,
+    def __init__(self, folder: Path, config: dict, validate: Callable[[nn.Module], dict[str, float]],
                  pick: Callable[[nn.Module], nn.Module], position: Callable[[], int]):
-        self.folder, self.config, self.exclude, self.relevant = folder, config, exclude, relevant
+        self.folder, self.config, self.validate = folder, config, validate
         self.pick, self.position = pick, position
         self.best = -math.inf
         if (folder / CONFIG).is_file():
@@ -47,7 +49,7 @@ class BestOnValidation:
 
     def __call__(self, model: nn.Module) -> dict:
         scorer = self.pick(model)
-        metrics = split_metrics(scorer, self.exclude, self.relevant)
+        metrics = self.validate(scorer)
         if metrics[SELECT_BY] > self.best:
             self.best = metrics[SELECT_BY]
             selected = {"step": self.position(), "by": f"validation {SELECT_BY}", "val": metrics}

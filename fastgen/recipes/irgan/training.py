@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Callable, Union
 
 import torch
 from torch import nn
@@ -22,9 +22,10 @@ from torch import nn
 from fastgen.models.irgan import (ESTIMATORS, IRGAN, MF, MFConfig, REWARDS, bpr_loss, discriminator_loss,
                                   draw_negatives, generator_loss)
 from fastgen.recipes.irgan.data import DataSpec, TrainVal, load_train_val
+from fastgen.recipes.irgan.folders import check_irgan_folder
 from fastgen.recipes.irgan.schedule import phase_of_batch, rounds_stream
-from fastgen.recipes.irgan.selection import BestOnValidation
-from fastgen.recipes.runs import RUN_FORMAT, RecipeError, check_run_folder, has_checkpoint, holds_run_folder, resume_trainer
+from fastgen.recipes.irgan.selection import BestOnValidation, split_metrics
+from fastgen.recipes.runs import RUN_FORMAT, RecipeError, has_checkpoint, holds_run_folder, resume_trainer
 from fastgen.train import Phase, TrainConfig, Trainer, derive_seed, seed_everything
 from fastgen.train.checkpoint import load_checkpoint
 
@@ -87,6 +88,11 @@ def _trainer_config(settings: Settings, batch: int, epochs: int, lr: float, eval
                        eval_every=eval_every, checkpoint_every=eval_every, progress=True, log_every=eval_every)
 
 
+def validation(data: TrainVal) -> Callable[[nn.Module], dict[str, float]]:
+    """An MF's validation metrics: ranking all items but the user's train positives."""
+    return lambda scorer: split_metrics(scorer, data.train, data.val)
+
+
 def fit_mf(kind: str, settings: Settings, spec: DataSpec, data: TrainVal, out: Path, candidates: int,
            log: Callable[[str], None] = print) -> Path:
     """Train an MF with BPR against the best of ``candidates`` negatives (1: BPR-MF; more: DNS-MF) into
@@ -105,7 +111,7 @@ def fit_mf(kind: str, settings: Settings, spec: DataSpec, data: TrainVal, out: P
     train_config = _trainer_config(settings, settings.pre_batch, settings.pre_epochs, settings.pre_lr, steps)
     description = run_config(kind, settings, spec, data)
     trainer = Trainer(model, loss_fn, train_config, out_dir=out, model_config=description)
-    trainer.eval_fn = BestOnValidation(out / "best", description, data.train, data.val, lambda m: m,
+    trainer.eval_fn = BestOnValidation(out / "best", description, validation(data), lambda m: m,
                                        lambda: trainer.step)
     if has_checkpoint(out):
         resume_trainer(trainer, out)
@@ -132,7 +138,7 @@ def train_run(settings: Settings, spec: DataSpec, out_dir: Union[str, Path], *, 
     """The whole run into ``out_dir`` (see the module docstring); returns {name: seconds}. The test
     split is not read here (see fastgen.recipes.irgan.report.test_report)."""
     out = Path(out_dir)
-    check_run_folder(out, resume)
+    check_irgan_folder(out, resume, "items")
     data = load_train_val(spec)
     log(f"data: {data.description}; {len(data.train.indices):,} train and {len(data.val.indices):,} validation "
         "positives")
@@ -190,7 +196,7 @@ def fit_irgan(settings: Settings, spec: DataSpec, data: TrainVal, out: Path, dns
     config = _trainer_config(settings, settings.batch_size, settings.rounds, settings.g_lr, stream.steps_per_epoch)
     trainer = Trainer(model, phases=phases, phase_of=phase_of_batch, config=config, out_dir=out,
                       model_config=description)
-    trainer.eval_fn = BestOnValidation(out / "best", description, data.train, data.val, lambda m: m.generator,
+    trainer.eval_fn = BestOnValidation(out / "best", description, validation(data), lambda m: m.generator,
                                        lambda: trainer.step // stream.steps_per_epoch)
     if has_checkpoint(out):
         resume_trainer(trainer, out)
