@@ -1,13 +1,15 @@
 """``fastgen train|eval|sample pixelcnn`` and ``... gated-pixelcnn``: one class with the model kind as
 its parameter, over fastgen.recipes.pixelcnn (data and protocol, validation split, exact NLL, run
-description in the checkpoint). The demo parts are in :mod:`fastgen.cli.pixelcnn_demo`."""
+description in the checkpoint). The demo parts are in :mod:`fastgen.cli.pixelcnn_demo`. PixelRNN's
+commands (fastgen.cli.pixelrnn) are the same class with its own kind, size flags and samplers."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Optional
+from dataclasses import dataclass
+from typing import Mapping, Optional
 
 from fastgen.cli.args import (GIF_SUFFIXES, IMAGE_SUFFIXES, JSON_SUFFIXES, CLIError, add_threads_flag,
                               check_out_file, flag, given, non_negative_int, optional_path,
@@ -20,10 +22,31 @@ from fastgen.recipes.family import DemoBudget, Family
 TRAIN_DEFAULTS = dict(data="mnist-subset", epochs=10, batch_size=32, lr=1e-3, grad_clip=10.0, binarize_seed=0,
                       seed=0, max_val=1000)
 _TRAIN_SETTINGS = ("batch_size", "lr", "grad_clip", "seed", "eval_every", "checkpoint_every", "micro_batches")
-_SIZE_HELP = {"layers": "layers (PixelCNN: residual blocks after the mask-A layer)",
-              "hidden": "h: channels per layer (PixelCNN's blocks carry 2h)",
-              "output_hidden": "width of the first 1x1 output layer", "first_kernel": "the mask-A layer's kernel",
-              "kernel": "kernel size (Gated PixelCNN: k x k vertical, 1 x k horizontal)"}
+# config field -> (help, argparse settings other than the default: a positive int N)
+SizeFlags = Mapping[str, tuple[str, dict]]
+SIZE_FLAGS: SizeFlags = {
+    "layers": ("layers (PixelCNN: residual blocks after the mask-A layer)", {}),
+    "hidden": ("h: channels per layer (PixelCNN's blocks carry 2h)", {}),
+    "output_hidden": ("width of the first 1x1 output layer", {}),
+    "first_kernel": ("the mask-A layer's kernel", {}),
+    "kernel": ("kernel size (Gated PixelCNN: k x k vertical, 1 x k horizontal)", {}),
+}
+
+
+@dataclass(frozen=True)
+class SampleMethods:
+    """The --method flag of ``fastgen sample``: its choices, default (None: the model's own) and help."""
+
+    choices: tuple[str, ...]
+    default: Optional[str]
+    help: str
+
+
+SAMPLE_METHODS = SampleMethods(
+    ("fastgen", "cached", "naive"), "fastgen",
+    "fastgen (default): the cached algorithm in the C++ kernel; cached: the same in plain PyTorch, each layer "
+    "computed only where it changed; naive: one full forward pass per sub-pixel (the definition, far slower); "
+    "the same seed gives the same images")
 
 
 def recipes():
@@ -33,7 +56,7 @@ def recipes():
 
 # --- train ----------------------------------------------------------------------------------------
 
-def _resume_conflicts(args: argparse.Namespace, kind: str, run: dict, stored_train: dict) -> list[str]:
+def _resume_conflicts(args: argparse.Namespace, kind, run: dict, stored_train: dict) -> list[str]:
     """Flags given with --resume whose value differs from the run being resumed."""
     from fastgen.recipes.runs import differing_flags
     data = run["data"]
@@ -53,14 +76,14 @@ def spec_name(data: dict) -> str:
     return data["source"] if data["path"] is None else f"{data['source']}:{data['path']}"
 
 
-def _resumed_settings(args: argparse.Namespace, kind: str):
+def _resumed_settings(args: argparse.Namespace, kind):
     """The run in --out as it was started (only --epochs may change): (config, DataSpec, TrainConfig, max_val)."""
     rec = recipes()
     run, train = resumed_train_config(args, kind, rec.read_run, _resume_conflicts)
     return rec.config_class(kind)(**run["model"]), rec.spec_from_run(run), train, run["eval"]["max_val"]
 
 
-def _train_settings(args: argparse.Namespace, kind: str):
+def _train_settings(args: argparse.Namespace, kind):
     """(model config or overrides, DataSpec, TrainConfig, max_val) for a new run or, with --resume,
     the run in --out as it was started."""
     from fastgen.train import TrainConfig
@@ -100,7 +123,7 @@ def report_training(result) -> None:
               f"validation images; {result.run['data']['protocol']})")
 
 
-def _add_train_arguments(m: argparse.ArgumentParser, kind: str) -> None:
+def _add_train_arguments(m: argparse.ArgumentParser, kind, size_flags: SizeFlags) -> None:
     rec = recipes()
     d = TRAIN_DEFAULTS
     m.add_argument("--out", required=True, metavar="DIR", help="run folder (created)")
@@ -115,8 +138,9 @@ def _add_train_arguments(m: argparse.ArgumentParser, kind: str) -> None:
     binary, colour = rec.config_class(kind).mnist(), rec.config_class(kind)()
     g = m.add_argument_group("model size (defaults: binary data / 256 levels)")
     for name in rec.size_fields(kind):
-        g.add_argument(flag(name), dest=name, type=positive_int, metavar="N",
-                       help=f"{_SIZE_HELP[name]} (default {getattr(binary, name)} / {getattr(colour, name)})")
+        text, settings = size_flags[name]
+        g.add_argument(flag(name), dest=name, **({"type": positive_int, "metavar": "N"} if not settings else settings),
+                       help=f"{text} (default {getattr(binary, name)} / {getattr(colour, name)})")
 
 
 # --- eval -----------------------------------------------------------------------------------------
@@ -134,7 +158,7 @@ def _add_eval_arguments(m: argparse.ArgumentParser) -> None:
     add_threads_flag(m)
 
 
-def evaluate(args: argparse.Namespace, kind: str, title: str) -> int:
+def evaluate(args: argparse.Namespace, kind, title: str) -> int:
     set_threads(args)
     rec = recipes()
     check_out_file(optional_path(args.out), "--out", JSON_SUFFIXES, "the evaluation")
@@ -142,7 +166,8 @@ def evaluate(args: argparse.Namespace, kind: str, title: str) -> int:
         model, run, ckpt = rec.load_run(args.checkpoint, kind)
         result = rec.evaluate_run(model, run, args.split, args.max_images, args.batch_size,
                                   progress=sys.stderr.isatty())
-    report = {**result, "model": kind, "checkpoint": str(ckpt.directory), "checkpoint_step": ckpt.step}
+    report = {**result, "model": rec.model_kind(kind).name, "checkpoint": str(ckpt.directory),
+              "checkpoint_step": ckpt.step}
     default = "eval.json" if args.split == "test" else "eval_val.json"
     out = Path(args.out) if args.out else rec.find_checkpoint(args.checkpoint).parent / default
     write_text(out, json.dumps(report, indent=1))
@@ -159,16 +184,13 @@ def evaluate(args: argparse.Namespace, kind: str, title: str) -> int:
 
 # --- sample ---------------------------------------------------------------------------------------
 
-def _add_sample_arguments(m: argparse.ArgumentParser) -> None:
+def _add_sample_arguments(m: argparse.ArgumentParser, methods: SampleMethods) -> None:
     m.add_argument("--checkpoint", required=True, metavar="DIR",
                    help="a `fastgen train` --out folder, or its checkpoint/ subfolder")
     m.add_argument("--out", required=True, metavar="PNG", help="image grid to write")
     m.add_argument("--n", type=positive_int, default=16, help="samples (default %(default)s)")
     m.add_argument("--seed", type=non_negative_int, default=0, help="sampling seed (default %(default)s)")
-    m.add_argument("--method", choices=("fastgen", "cached", "naive"), default="fastgen",
-                   help="fastgen (default): the cached algorithm in the C++ kernel; cached: the same in plain "
-                        "PyTorch, each layer computed only where it changed; naive: one full forward pass per "
-                        "sub-pixel (the definition, far slower); the same seed gives the same images")
+    m.add_argument("--method", choices=methods.choices, default=methods.default, help=methods.help)
     m.add_argument("--gif", metavar="FILE", help="also write the raster-order sampling as an animation")
     m.add_argument("--gif-every", type=positive_int, metavar="PIXELS",
                    help="pixels between GIF frames (default: one image row)")
@@ -176,7 +198,8 @@ def _add_sample_arguments(m: argparse.ArgumentParser) -> None:
     add_threads_flag(m)
 
 
-def write_samples(model, n: int, seed: int, png: Path, gif, every, scale: int, method: str = "fastgen") -> tuple:
+def write_samples(model, n: int, seed: int, png: Path, gif, every, scale: int,
+                  method: Optional[str] = "fastgen") -> tuple:
     """Sample, write the grid (and the raster GIF); returns (levels, files written)."""
     from fastgen.viz.raster import sample_grid, save_raster_gif
     levels = model.config.levels
@@ -200,7 +223,7 @@ def _check_sample_fits(cfg, n: int, scale: int, frames: int) -> None:
                CLIError)
 
 
-def sample(args: argparse.Namespace, kind: str, title: str) -> int:
+def sample(args: argparse.Namespace, kind, title: str) -> int:
     set_threads(args)
     png, gif = Path(args.out), optional_path(args.gif)
     check_out_file(png, "--out", IMAGE_SUFFIXES, "the image grid")
@@ -216,9 +239,15 @@ def sample(args: argparse.Namespace, kind: str, title: str) -> int:
             raise CLIError(f"--gif-every {args.gif_every}: {problem}")
         _check_sample_fits(cfg, args.n, args.scale, gif is not None and cfg.height * cfg.width // (
             args.gif_every or cfg.width) + 1)
-        _, written = write_samples(model, args.n, args.seed, png, gif, args.gif_every, args.scale, args.method)
+        try:
+            _, written = write_samples(model, args.n, args.seed, png, gif, args.gif_every, args.scale, args.method)
+        except ValueError as e:
+            if args.method is None:  # the model's own default sampler failing is a bug, not a user's mistake
+                raise
+            raise CLIError(f"--method {args.method}: {e}") from None
+    how = "the model's default" if args.method is None else args.method
     print(f"{title} (checkpoint step {ckpt.step}), {args.n} samples {cfg.height}x{cfg.width}x{cfg.channels}, "
-          f"seed {args.seed}, {args.method} sampling")
+          f"seed {args.seed}, {how} sampling")
     print(f"image grid: {written[0]}")
     if gif is not None:
         print(f"raster-order sampling ({args.gif_every or cfg.width} pixels per frame): {written[1]}")
@@ -228,14 +257,17 @@ def sample(args: argparse.Namespace, kind: str, title: str) -> int:
 # --- the family -----------------------------------------------------------------------------------
 
 class PixelFamily(Family):
-    """PixelCNN or Gated PixelCNN (``kind``): train, eval, sample, demo."""
+    """PixelCNN or Gated PixelCNN (``kind``): train, eval, sample, demo. A subclass serves another
+    ModelKind of the recipe (fastgen.cli.pixelrnn) by overriding :meth:`kind`."""
 
     sample_files = "PNG, GIF"
     demo_run = True
 
     def __init__(self, kind: str, title: str, budget: Optional[DemoBudget] = None, demo_help: str = "",
-                 bench_help: str = ""):
+                 bench_help: str = "", size_flags: SizeFlags = SIZE_FLAGS,
+                 sample_methods: SampleMethods = SAMPLE_METHODS):
         self.name, self.title, self.demo_budget = kind, title, budget
+        self.size_flags, self.sample_methods = size_flags, sample_methods
         self.verbs = ("train", "eval", "sample") + (("bench",) if bench_help else ()) + (("demo",) if budget else ())
         self.help = {"train": f"{title} (binary MNIST by default)", "eval": f"evaluate {title}",
                      "sample": f"sample {title}", "bench": bench_help, "demo": demo_help}
@@ -249,28 +281,32 @@ class PixelFamily(Family):
                       "raster-order sampling.",
         }
 
+    def kind(self):
+        """What the recipe's functions take as the kind: a built-in kind's name, or a ModelKind."""
+        return self.name
+
     def add_arguments(self, verb: str, parser: argparse.ArgumentParser) -> None:
         if verb == "train":
-            _add_train_arguments(parser, self.name)
+            _add_train_arguments(parser, self.kind(), self.size_flags)
         elif verb == "eval":
             _add_eval_arguments(parser)
         elif verb == "sample":
-            _add_sample_arguments(parser)
+            _add_sample_arguments(parser, self.sample_methods)
 
     def train(self, args: argparse.Namespace) -> int:
         def run(out: Path):
-            model, spec, train, max_val = _train_settings(args, self.name)
-            return recipes().train_run(self.name, model, spec, train, out, resume=args.resume, max_val=max_val,
+            model, spec, train, max_val = _train_settings(args, self.kind())
+            return recipes().train_run(self.kind(), model, spec, train, out, resume=args.resume, max_val=max_val,
                                        log=print)
         return train_command(args, self.name, run, checkpoint_default="one epoch", length_flag="--epochs",
                              position=lambda s: f"{s['step']} (epoch {s['epochs']:.2f})", report=report_training,
                              done="")
 
     def evaluate(self, args: argparse.Namespace) -> int:
-        return evaluate(args, self.name, self.title)
+        return evaluate(args, self.kind(), self.title)
 
     def sample(self, args: argparse.Namespace) -> int:
-        return sample(args, self.name, self.title)
+        return sample(args, self.kind(), self.title)
 
     def bench(self, args: argparse.Namespace) -> str:
         from fastgen.benchmarking.pixelcnn_sampling import run_sampling_benchmark
@@ -281,10 +317,11 @@ class PixelFamily(Family):
         return demo_part(self.name, self.title, out, quick, budget)
 
 
-# The demo trains a tiny PixelCNN on the binary MNIST subset (~8 s quick, ~40 s full on 2 cores), then samples a
+# The demo trains a tiny PixelCNN on the binary MNIST subset (~7 s quick, ~35 s full on 2 cores), then samples a
 # grid, the raster GIF and the naive vs cached sampling speed. One part for the two models: the demo's total
-# budget is shared by every paper's family (fastgen.recipes.registry).
-PIXELCNN = PixelFamily("pixelcnn", "PixelCNN", DemoBudget(full=60, quick=15),
+# budget (10 min, 2 min --quick) is shared by every paper's family (fastgen.recipes.registry); PixelCNN's
+# 60 / 15 s of it is split with PixelRNN's part (fastgen.cli.pixelrnn: 25 / 6 s).
+PIXELCNN = PixelFamily("pixelcnn", "PixelCNN", DemoBudget(full=45, quick=9),
                        "Train a tiny PixelCNN on the binary MNIST subset and write samples, the raster-order "
                        "sampling GIF, the training curve and the naive vs cached sampling speed.",
                        bench_help="PixelCNN and Gated PixelCNN sampling: naive, cached and fastgen, 1 thread "

@@ -16,8 +16,8 @@ from fastgen.cli.pixelcnn import TRAIN_DEFAULTS, recipes, report_training, write
 
 
 # Sized on an idle 2-core machine (measured with the C++ masked-conv kernel: the quick model ~40 steps/s at
-# batch 16, the full one ~13 steps/s at batch 32) for ~5 s of training ("quick") or ~30 s ("full"); tests
-# shrink them further.
+# batch 16, the full one ~13 steps/s at batch 32) for ~4 s of training ("quick") or ~23 s ("full"), within the
+# budgets PixelCNN's part shares with PixelRNN's (fastgen.cli.pixelcnn); tests shrink them further.
 @dataclass(frozen=True)
 class PixelDemoRun:
     model: dict           # size overrides (fastgen.recipes.pixelcnn.make_config)
@@ -31,11 +31,15 @@ class PixelDemoRun:
 
 _TINY = dict(layers=2, hidden=12, output_hidden=32)
 DEMO_RUNS = {
-    "quick": PixelDemoRun(_TINY, steps=200, batch_size=16, lr=3e-3, max_val=100, evals=1, samples=16),
-    "full": PixelDemoRun(dict(layers=3, hidden=16, output_hidden=32), steps=400, batch_size=32, lr=3e-3,
+    "quick": PixelDemoRun(_TINY, steps=150, batch_size=16, lr=3e-3, max_val=100, evals=1, samples=16),
+    "full": PixelDemoRun(dict(layers=3, hidden=16, output_hidden=32), steps=300, batch_size=32, lr=3e-3,
                          max_val=400, evals=5, samples=25),
 }
 FORWARDS = 5  # full forward passes timed for the naive sampler's estimate
+# (method, how the speed table names it): the samplers it measures against the naive one
+SAMPLERS = (("cached", "cached, plain PyTorch (sampling.sample_cached)"),
+            ("fastgen", "fastgen: the C++ cached sampler (sampling.sample)"))
+PLAN_NOTE = "the fastgen time includes packing the weights once (a plan)."
 
 
 def _data_spec():
@@ -54,17 +58,19 @@ def _data_spec():
 
 
 @torch.no_grad()
-def sampling_speed(model, title: str) -> str:
-    """A markdown table of batch-1 sampling time on one thread: the cached samplers measured, the naive one
-    (C*H*W full forward passes) estimated from FORWARDS timed forward passes; the speedup of the two."""
+def sampling_speed(model, title: str, samplers=SAMPLERS, note: str = PLAN_NOTE) -> str:
+    """A markdown table of batch-1 sampling time on one thread: ``samplers`` (method, name; method None:
+    model.sample's default) measured, the naive one (C*H*W full forward passes) estimated from FORWARDS
+    timed forward passes; the speedup of each over it."""
     cfg = model.config
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         measured = {}
-        for method in ("cached", "fastgen"):
+        for method, _ in samplers:
             start = time.perf_counter()
-            model.sample(1, generator=torch.Generator().manual_seed(0), method=method)
+            options = {} if method is None else {"method": method}
+            model.sample(1, generator=torch.Generator().manual_seed(0), **options)
             measured[method] = time.perf_counter() - start
         x = torch.zeros(1, cfg.channels, cfg.height, cfg.width, dtype=torch.long)
         model(x)  # warm-up
@@ -82,10 +88,13 @@ def sampling_speed(model, title: str) -> str:
         "| sampler | seconds per image | speedup |", "|---|---:|---:|",
         f"| naive: {passes} full forward passes (estimated: median of {FORWARDS} timed passes x {passes}) "
         f"| {naive:.2f} | 1.0x |",
-        *(f"| {what} (measured) | {measured[method]:.3f} | {naive / measured[method]:.0f}x |"
-          for method, what in (("cached", "cached, plain PyTorch (sampling.sample_cached)"),
-                               ("fastgen", "fastgen: the C++ cached sampler (sampling.sample)"))),
-        "", f"CPU threads: 1 of {threads}; the fastgen time includes packing the weights once (a plan)."])
+        *(f"| {what} (measured) | {measured[method]:.3f} | {_ratio(naive / measured[method])} |"
+          for method, what in samplers),
+        "", f"CPU threads: 1 of {threads}; {note}"])
+
+
+def _ratio(x: float) -> str:
+    return f"{x:.0f}x" if x >= 10 else f"{x:.1f}x"
 
 
 def _curve(result, title: str):
@@ -95,16 +104,20 @@ def _curve(result, title: str):
                          title=f"{title} on binary MNIST: NLL", ylabel="nats/image")
 
 
-def demo_part(kind: str, title: str, out: Path, quick: bool, budget: float) -> list[tuple[str, Path]]:
+def demo_part(kind, title: str, out: Path, quick: bool, budget: float, runs: dict = DEMO_RUNS,
+              samplers=SAMPLERS, note: str = PLAN_NOTE) -> list[tuple[str, Path]]:
+    """The demo part of ``kind`` (a recipe kind: a name, or another family's ModelKind): train with
+    ``runs``' settings, write the figures and (within the budget) the speed of ``samplers``."""
     from fastgen.train import TrainConfig
     start = time.perf_counter()
     rec = recipes()
-    settings = DEMO_RUNS["quick" if quick else "full"]
+    name = rec.model_kind(kind).name
+    settings = runs["quick" if quick else "full"]
     spec, problems = _data_spec()
     if spec is None:
         print(f"{PROG} demo: skipped {title} training, no data: " + "; ".join(problems), file=sys.stderr)
         return []
-    run_dir = demo_run_dir(out, kind)
+    run_dir = demo_run_dir(out, name)
     clear_demo_run(run_dir)
     # as many epochs as the steps need (max_steps ends the run)
     config = TrainConfig(batch_size=settings.batch_size, epochs=settings.steps, max_steps=settings.steps,
@@ -117,9 +130,9 @@ def demo_part(kind: str, title: str, out: Path, quick: bool, budget: float) -> l
                            log=lambda line: print("  " + line, flush=True))
     report_training(result)
     model = result.model.eval()
-    prefix = kind.replace("-", "_")
+    prefix = name.replace("-", "_")
     png, gif, curve = out / f"{prefix}_samples.png", out / f"{prefix}_raster.gif", out / f"{prefix}_curve.png"
-    write_samples(model, settings.samples, 0, png, gif, None, scale=3)
+    write_samples(model, settings.samples, 0, png, gif, None, scale=3, method=samplers[-1][0])
     _curve(result, title).save(curve)
     files = [(f"{title} run (log.csv, checkpoint/)", result.out_dir), (f"{title} samples", png),
              (f"{title} raster-order sampling, one frame per image row", gif), (f"{title} training curve", curve)]
@@ -128,9 +141,9 @@ def demo_part(kind: str, title: str, out: Path, quick: bool, budget: float) -> l
               file=sys.stderr)
         return files
     table = out / f"{prefix}_sampling_speed.md"
-    write_text(table, sampling_speed(model, title))
+    write_text(table, sampling_speed(model, title, samplers, note))
     print(table.read_text(encoding="utf-8"))
-    return files + [(f"{title} sampling speed, cached vs naive", table)]
+    return files + [(f"{title} sampling speed against naive", table)]
 
 
-__all__ = ["DEMO_RUNS", "demo_part", "sampling_speed"]
+__all__ = ["DEMO_RUNS", "PLAN_NOTE", "PixelDemoRun", "SAMPLERS", "demo_part", "sampling_speed"]

@@ -16,6 +16,7 @@ FAMILIES: tuple[str, ...] = (
     "fastgen.cli.wavenet:FAMILY",
     "fastgen.cli.pixelcnn:PIXELCNN",
     "fastgen.cli.pixelcnn:GATED_PIXELCNN",
+    "fastgen.cli.pixelrnn:PIXELRNN",
     "fastgen.cli.masked_conv:FAMILY",
     "fastgen.cli.irgan:FAMILY",
     "fastgen.cli.vaegan:VAEGAN_FAMILY",

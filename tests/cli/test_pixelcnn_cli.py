@@ -237,17 +237,19 @@ def test_sample_with_a_hundred_million_images(runs, tmp_path):
 # --- demo -----------------------------------------------------------------------------------------
 
 def test_quick_demo_within_its_budget(tmp_path, capsys, restore_threads):
-    """The real quick demo part. Its budget is for an idle 2-core machine; the check allows twice that,
-    so that it catches a demo that grew, not a machine shared with other work."""
+    """The real quick demo part against its budget, which is wall seconds on an idle 2-core machine.
+    Measured as this process's CPU seconds on ONE thread: a part within budget on 2 idle cores does at
+    most 2 x budget of one thread's work, whatever else the machine runs (wall time under a load of 15
+    was 3x the CPU time and failed this test once), while a demo that grew still fails it."""
     out = tmp_path / "demo"
-    start = time.perf_counter()
-    assert cli.main(["demo", "pixelcnn", "--quick", "--out", str(out)]) == 0
-    elapsed = time.perf_counter() - start
+    start = time.process_time()
+    assert cli.main(["demo", "pixelcnn", "--quick", "--out", str(out), "--threads", "1"]) == 0
+    cpu = time.process_time() - start
     captured = capsys.readouterr()
     printed = captured.out
     budget = PIXELCNN.demo_budget.quick
-    print(f"fastgen demo pixelcnn --quick: {elapsed:.1f} s (budget {budget:g} s)")
-    assert elapsed < 2 * budget
+    print(f"fastgen demo pixelcnn --quick: {cpu:.1f} CPU s on 1 thread (budget {budget:g} s on 2 cores)")
+    assert cpu < 2 * budget
     for name in ("pixelcnn_samples.png", "pixelcnn_curve.png"):
         _pixels(out / name)
     with Image.open(out / "pixelcnn_raster.gif") as im:

@@ -7,7 +7,7 @@ each with its standard error over the images."""
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Callable, Optional, Union
 
 import torch
@@ -19,32 +19,67 @@ from fastgen.models.pixelcnn import loss_fn as model_loss_fn
 from fastgen.recipes.pixelcnn.data import DataSpec
 from fastgen.recipes.runs import RecipeError
 
-KINDS = ("pixelcnn", "gated-pixelcnn")
-TITLES = {"pixelcnn": "PixelCNN", "gated-pixelcnn": "Gated PixelCNN"}
-_MODELS = {"pixelcnn": (PixelCNN, PixelCNNConfig), "gated-pixelcnn": (GatedPixelCNN, GatedPixelCNNConfig)}
 IMAGE_FIELDS = ("height", "width", "channels", "levels")  # set by the data, never by a flag
-UNSUPPORTED = ("classes",)  # class conditioning: the recipe's data carry no labels yet
 EVAL_BATCH = 100
 METRIC = ("exact negative log-likelihood -log p(x) (the model's autoregressive factorisation, no bound), "
           "averaged over the images; standard error over the images")
 
 
-def check_kind(kind: str) -> None:
-    if kind not in KINDS:
+@dataclass(frozen=True)
+class ModelKind:
+    """One model the recipe trains: the name its runs store, how prose names it, its classes and a
+    description of a config's layers. PixelCNN's two are built in (MODEL_KINDS); another family's
+    recipe (fastgen.recipes.pixelrnn) passes its own ModelKind wherever these functions take a kind."""
+
+    name: str
+    title: str
+    model_class: type
+    config_class: type
+    describe: Callable[[object], str]      # "7 layers of 32, 7x7 mask A, 3x3 mask B"
+    unsupported: tuple[str, ...] = ()      # config fields no flag sets (the recipe's data carry no labels)
+
+    @property
+    def command(self) -> str:
+        return f"fastgen train {self.name}"
+
+
+def _layers(n: int) -> str:
+    return f"{n} layer{'s' if n != 1 else ''}"
+
+
+MODEL_KINDS = {k.name: k for k in (
+    ModelKind("pixelcnn", "PixelCNN", PixelCNN, PixelCNNConfig,
+              lambda c: f"{_layers(c.layers)} of {c.hidden}, {c.first_kernel}x{c.first_kernel} mask A, "
+                        f"{c.kernel}x{c.kernel} mask B", ("classes",)),
+    ModelKind("gated-pixelcnn", "Gated PixelCNN", GatedPixelCNN, GatedPixelCNNConfig,
+              lambda c: f"{_layers(c.layers)} of {c.hidden}, {c.kernel}x{c.kernel} vertical, 1x{c.kernel} horizontal",
+              ("classes",)),
+)}
+KINDS = tuple(MODEL_KINDS)
+TITLES = {name: k.title for name, k in MODEL_KINDS.items()}
+KindArg = Union[str, ModelKind]
+
+
+def model_kind(kind: KindArg) -> ModelKind:
+    """``kind`` itself, or the built-in ModelKind of that name; RecipeError naming the choices."""
+    if isinstance(kind, ModelKind):
+        return kind
+    if kind not in MODEL_KINDS:
         raise RecipeError(f"unknown model {kind!r}; choose one of {', '.join(KINDS)}")
+    return MODEL_KINDS[kind]
 
 
-def config_class(kind: str):
-    check_kind(kind)
-    return _MODELS[kind][1]
+def config_class(kind: KindArg):
+    return model_kind(kind).config_class
 
 
-def size_fields(kind: str) -> tuple[str, ...]:
+def size_fields(kind: KindArg) -> tuple[str, ...]:
     """The config fields a user sets (flags of ``fastgen train``): all but the data's and the unsupported."""
-    return tuple(f.name for f in fields(config_class(kind)) if f.name not in IMAGE_FIELDS + UNSUPPORTED)
+    unsupported = model_kind(kind).unsupported
+    return tuple(f.name for f in fields(config_class(kind)) if f.name not in IMAGE_FIELDS + unsupported)
 
 
-def make_config(kind: str, spec: DataSpec, image_shape: tuple[int, int, int], overrides: Optional[dict] = None):
+def make_config(kind: KindArg, spec: DataSpec, image_shape: tuple[int, int, int], overrides: Optional[dict] = None):
     """``kind``'s config for ``spec``'s images of ``image_shape`` (C, H, W): the small MNIST config for
     binary data, the paper's colour-scale defaults otherwise, with ``overrides`` (None values ignored)."""
     cls = config_class(kind)
@@ -52,7 +87,7 @@ def make_config(kind: str, spec: DataSpec, image_shape: tuple[int, int, int], ov
     values = dict(channels=C, height=H, width=W, levels=spec.levels)
     for key, value in (overrides or {}).items():
         if key not in size_fields(kind):
-            raise RecipeError(f"{TITLES[kind]} has no setting {key!r}")
+            raise RecipeError(f"{model_kind(kind).title} has no setting {key!r}")
         if value is not None:
             values[key] = value
     try:
@@ -61,17 +96,16 @@ def make_config(kind: str, spec: DataSpec, image_shape: tuple[int, int, int], ov
         raise RecipeError(str(e)) from None
 
 
-def build_model(kind: str, config: Union[dict, PixelCNNConfig, GatedPixelCNNConfig]) -> nn.Module:
-    cls, cfg_cls = _MODELS[kind]
-    return cls(cfg_cls(**config) if isinstance(config, dict) else config)
+def build_model(kind: KindArg, config) -> nn.Module:
+    """``kind``'s model of ``config`` (its config dataclass, or that dataclass's fields as a dict)."""
+    k = model_kind(kind)
+    return k.model_class(k.config_class(**config) if isinstance(config, dict) else config)
 
 
-def describe_config(kind: str, cfg) -> str:
-    kernels = (f"{cfg.first_kernel}x{cfg.first_kernel} mask A, {cfg.kernel}x{cfg.kernel} mask B" if kind == "pixelcnn"
-               else f"{cfg.kernel}x{cfg.kernel} vertical, 1x{cfg.kernel} horizontal")
+def describe_config(kind: KindArg, cfg) -> str:
+    k = model_kind(kind)
     output = "one Bernoulli logit per pixel" if cfg.levels == 2 else f"{cfg.levels}-way softmax per sub-pixel"
-    layers = f"{cfg.layers} layer{'s' if cfg.layers != 1 else ''}"
-    return (f"{TITLES[kind]} {cfg.height}x{cfg.width}x{cfg.channels}, {layers} of {cfg.hidden}, {kernels}, "
+    return (f"{k.title} {cfg.height}x{cfg.width}x{cfg.channels}, {k.describe(cfg)}, "
             f"output {cfg.output_hidden} -> {output}")
 
 

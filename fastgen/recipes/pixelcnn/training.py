@@ -3,6 +3,7 @@
 (:func:`sample_levels`)."""
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Callable, Optional, Union
 
@@ -11,8 +12,9 @@ from torch import Tensor, nn
 
 from fastgen.models.config_utils import is_positive_int
 from fastgen.recipes.pixelcnn.data import DataSpec, Split, load_split, spec_from_json
-from fastgen.recipes.pixelcnn.model import (KINDS, METRIC, TITLES, build_model, check_kind, config_class, config_dict,
-                                            describe_config, make_config, make_loss_fn, nll_summary, per_image_nll)
+from fastgen.recipes.pixelcnn.model import (KINDS, METRIC, TITLES, KindArg, build_model, config_class, config_dict,
+                                            describe_config, make_config, make_loss_fn, model_kind, nll_summary,
+                                            per_image_nll)
 from fastgen.recipes.runs import (RUN_FORMAT, RecipeError, TrainResult, check_run_folder, check_run_sections,
                                   check_same_data, data_fingerprint, find_checkpoint, holds_run_folder, invalid_run,
                                   load_weights, read_checkpoint, resume_trainer)
@@ -22,11 +24,11 @@ from fastgen.train.trainer import DataLayoutError
 COMMAND = "fastgen train pixelcnn|gated-pixelcnn"
 
 
-def run_config(kind: str, cfg, spec: DataSpec, train: Split, val: Split, max_val: Optional[int]) -> dict:
+def run_config(kind: KindArg, cfg, spec: DataSpec, train: Split, val: Split, max_val: Optional[int]) -> dict:
     """The run description stored as the checkpoint's model config (JSON)."""
     return {
         "run_format": RUN_FORMAT,
-        "kind": kind,
+        "kind": model_kind(kind).name,
         "model": config_dict(cfg),
         "data": {**spec.to_json(), "protocol": spec.protocol(), "levels": spec.levels,
                  "n_train": len(train), "n_val": len(val), "train_split": train.description,
@@ -40,17 +42,23 @@ def spec_from_run(run: dict) -> DataSpec:
     return spec_from_json(run["data"])
 
 
-def read_run(path: Union[str, Path], kind: Optional[str] = None):
-    """(Checkpoint, run description) of a run folder or checkpoint folder; nothing is built. RecipeError
-    (one line, naming config.json) for a description that lacks what eval, sample and --resume read."""
-    ckpt, run = read_checkpoint(path, KINDS, COMMAND)
-    if kind is not None and run["kind"] != kind:
-        raise RecipeError(f"{ckpt.directory} holds a {TITLES[run['kind']]} model, not a {TITLES[kind]} "
-                          f"(use `{run['kind']}` instead of `{kind}`)")
+def read_run(path: Union[str, Path], kind: Optional[KindArg] = None):
+    """(Checkpoint, run description) of a run folder or checkpoint folder (of ``kind``: another kind is
+    refused by name; None: any built-in kind); nothing is built. RecipeError (one line, naming
+    config.json) for a description that lacks what eval, sample and --resume read."""
+    wanted = None if kind is None else model_kind(kind)
+    if wanted is None or wanted.name in KINDS:
+        ckpt, run = read_checkpoint(path, KINDS, COMMAND)
+    else:  # another family's model: a PixelCNN run is still named as one
+        ckpt, run = read_checkpoint(path, KINDS + (wanted.name,), wanted.command)
+    if wanted is not None and run["kind"] != wanted.name:
+        raise RecipeError(f"{ckpt.directory} holds a {TITLES[run['kind']]} model, not a {wanted.title} "
+                          f"(use `{run['kind']}` instead of `{wanted.name}`)")
+    stored = wanted or model_kind(run["kind"])
     check_run_sections(ckpt, {"model": (), "data": ("source", "path", "binarize", "binarize_seed", "max_train"),
                               "eval": ("max_val",)})
     try:
-        config_class(run["kind"])(**run["model"])
+        stored.config_class(**run["model"])
     except (TypeError, ValueError) as e:
         raise invalid_run(ckpt, "model config", e) from None
     try:
@@ -66,10 +74,10 @@ def read_run(path: Union[str, Path], kind: Optional[str] = None):
     return ckpt, run
 
 
-def load_run(path: Union[str, Path], kind: Optional[str] = None):
+def load_run(path: Union[str, Path], kind: Optional[KindArg] = None):
     """(model in eval mode with the checkpoint's weights, run description, Checkpoint)."""
     ckpt, run = read_run(path, kind)
-    return load_weights(build_model(run["kind"], run["model"]), ckpt), run, ckpt
+    return load_weights(build_model(kind or run["kind"], run["model"]), ckpt), run, ckpt
 
 
 def _check_shape(split: Split, cfg: dict, name: str) -> None:
@@ -94,7 +102,7 @@ def evaluate_run(model: nn.Module, run: dict, split: str = "test", max_images: O
 
 
 @holds_run_folder
-def train_run(kind: str, model: Union[dict, object, None], spec: DataSpec, train_config: TrainConfig,
+def train_run(kind: KindArg, model: Union[dict, object, None], spec: DataSpec, train_config: TrainConfig,
               out_dir: Union[str, Path], *, resume: bool = False, max_val: Optional[int] = 1000,
               log: Callable[[str], None] = print) -> TrainResult:
     """Train ``kind`` on ``spec``'s training split with the fastgen Trainer into ``out_dir`` (log.csv,
@@ -103,7 +111,7 @@ def train_run(kind: str, model: Union[dict, object, None], spec: DataSpec, train
     read (see :func:`evaluate_run`). ``model``: a config, or overrides of the default config (see
     fastgen.recipes.pixelcnn.model.make_config). ``resume``: continue the checkpoint in ``out_dir``
     exactly (pass the settings the run was started with; only the epochs may grow)."""
-    check_kind(kind)
+    kind = model_kind(kind)
     out = Path(out_dir)
     check_run_folder(out, resume)
     train = load_split(spec, "train")
@@ -162,12 +170,16 @@ def validation_text(metrics: dict, levels: int) -> str:
 
 
 @torch.no_grad()
-def sample_levels(model: nn.Module, n: int, seed: int, method: str = "fastgen",
+def sample_levels(model: nn.Module, n: int, seed: int, method: Optional[str] = "fastgen",
                   progress: bool = False) -> Tensor:
     """n samples as integer levels [n, C, H, W] (uint8: 0/1 or 0..255), drawn by inverse CDF from
-    uniforms of a generator seeded with ``seed`` (the same seed gives the same images on every path)."""
+    uniforms of a generator seeded with ``seed`` (the same seed gives the same images on every path).
+    ``method`` None: the model's default sampler; ``progress``: a bar where the sampler draws one."""
     generator = torch.Generator().manual_seed(int(seed))
-    images = model.sample(n, generator=generator, method=method, progress=progress)
+    options = {} if method is None else {"method": method}
+    if progress and "progress" in inspect.signature(model.sample).parameters:
+        options["progress"] = True
+    images = model.sample(n, generator=generator, **options)
     return torch.round(images.float() * (model.config.levels - 1)).to(torch.uint8)
 
 
