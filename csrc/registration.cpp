@@ -8,6 +8,7 @@
 
 namespace fastgen {
 std::string cpu_capability();  // csrc/cpu/vector_math.cpp
+c10::Dict<std::string, std::string> cpu_kernel_builds();  // csrc/cpu/vector_math.cpp
 }
 
 TORCH_LIBRARY(fastgen, m) {
@@ -60,12 +61,16 @@ TORCH_LIBRARY(fastgen, m) {
   // Fast cached PixelCNN sampling; state advanced in place (csrc/cpu/pixelcnn_sampler.cpp states the arguments).
   m.def("pixelcnn_sample(Tensor(a!)[] caches, Tensor(b!) levels, Tensor(c!) position, Tensor[] weights, int[] dims, "
         "Tensor? cond, Tensor? uniforms, int pixels) -> Tensor");
+  // Fast cached PixelRNN sampling, Row LSTM and Diagonal BiLSTM (csrc/cpu/pixelrnn_sampler.cpp states the arguments).
+  m.def("pixelrnn_sample(Tensor(a!)[] caches, Tensor(b!) levels, Tensor(c!) position, Tensor[] weights, int[] dims, "
+        "Tensor? uniforms, int pixels) -> Tensor");
 
   // Inspection of the CPU build (csrc/cpu/vector_math.cpp): the vector exp every CPU kernel shares, for
-  // tests against torch.exp, and which instruction-set build runs ("avx2" or "generic"; the
-  // environment variable FASTGEN_CPU_CAPABILITY=generic forces the latter).
+  // tests against torch.exp; the widest instruction-set build any family runs ("avx512", "avx2" or
+  // "generic") and each family's (FASTGEN_CPU_CAPABILITY=avx2 or =generic forces a narrower one).
   m.def("exp_nonpositive(Tensor x) -> Tensor");
   m.def("cpu_capability() -> str", &fastgen::cpu_capability);
+  m.def("cpu_kernel_builds() -> Dict(str, str)", &fastgen::cpu_kernel_builds);
 }
 
 // An empty Python module: importing fastgen._C loads this library, which registers the ops above.

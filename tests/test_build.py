@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Every op family with an AVX2 and a generic CPU build, plus the test that asserts which one ran.
 CPU_OP_TESTS = ("tests/ops/test_cpu_capability.py", "tests/ops/test_attention.py", "tests/ops/test_lstm.py",
                 "tests/ops/test_draw_generate.py", "tests/ops/test_wavenet_generate.py", "tests/ops/test_items.py",
-                "tests/ops/test_pixel_lstm.py")
+                "tests/ops/test_pixel_lstm.py", "tests/models/test_pixelrnn_fast_sampling.py")
 # The generic pass checks kernel results; compile/opcheck/gradcheck plumbing does not depend on the ISA,
 # the slow every-backend token comparison is covered by the kernel-vs-reference tests kept here, and the
 # Triton cases (interpreter) do not touch the CPU build.

@@ -40,11 +40,14 @@ const auto& diagonal_backward_op() {
   return op;
 }
 
-// Saves (h, act, c, w_ss) and marks the saved state non-differentiable.
+// Saves (h, act, c, w_ss) and marks the saved state non-differentiable. Grads are not materialised:
+// act and c never get one, and zero-filling them on every backward cost more than the bias gradient;
+// an undefined grad of h (no gradient flows back) gives undefined input grads.
 variable_list keep(AutogradContext* ctx, const Triple& out, const at::Tensor& w_ss) {
   const auto& [h, act, c] = out;
   ctx->save_for_backward({h, act, c, w_ss});
   ctx->mark_non_differentiable({act, c});
+  ctx->set_materialize_grads(false);
   return {h, act, c};
 }
 
@@ -57,6 +60,7 @@ struct RowLstm : public torch::autograd::Function<RowLstm> {
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_out) {
+    if (!grad_out[0].defined()) return {at::Tensor(), at::Tensor(), at::Tensor()};
     const auto s = ctx->get_saved_variables();
     auto [grad_pre, grad_w] = row_backward_op().call(grad_out[0], s[0], s[1], s[2], s[3]);
     const bool bias_grad = ctx->saved_data["has_bias"].toBool() && ctx->needs_input_grad(2);
@@ -72,6 +76,7 @@ struct DiagonalLstm : public torch::autograd::Function<DiagonalLstm> {
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_out) {
+    if (!grad_out[0].defined()) return {at::Tensor(), at::Tensor(), at::Tensor()};
     const auto s = ctx->get_saved_variables();
     auto [grad_pre, grad_w] =
         diagonal_backward_op().call(grad_out[0], s[0], s[1], s[2], s[3], ctx->saved_data["reverse"].toBool());

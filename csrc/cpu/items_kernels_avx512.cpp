@@ -1,6 +1,7 @@
 // The IRGAN item kernels (items_kernels_impl.h) built for AVX-512 (F, VL, DQ, BW): 64-byte vectors of
 // 16 users and a 12 x 2-vector register tile in the 32 vector registers. csrc/cpu/items.cpp picks this
-// build where the CPU has those extensions (FASTGEN_CPU_CAPABILITY=avx2 or =generic turns it off).
+// build where the CPU has those extensions (fastgen::cpu_has_avx512; FASTGEN_CPU_CAPABILITY=avx2 or
+// =generic turns it off).
 // The scores' FMA chains dominate these kernels and the plain-PyTorch twin's matmul uses AVX-512:
 // this build is what keeps the kernel ahead of it on such CPUs.
 //

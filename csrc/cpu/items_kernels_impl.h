@@ -5,7 +5,7 @@
 // Users are the vector lanes. A group of G = 2 vectors of users is packed transposed, [d, G]; a tile
 // of kTile rows of item_emb, read in place, times that group is a register-tiled product (item values
 // broadcast, user vectors loaded, kRows x 2 accumulators) into a [rows, G] score buffer. Vectors are
-// FASTGEN_ITEMS_VECTOR_BYTES wide: 32 (small_gemm.h's width) in the AVX2 and generic builds, 64 in
+// FASTGEN_ITEMS_VECTOR_BYTES wide (fastgen/wide_vec.h): 32 in the AVX2 and generic builds, 64 in
 // the AVX-512 build (items_kernels_avx512.cpp), whose 32 registers also hold a taller tile. So every
 // per-user reduction (max, sum of exp, the top-k threshold) is a vertical vector operation over item
 // rows, and each lane sums its own user's items in index order: the float64 sums of pass 1 are, bit
@@ -23,7 +23,7 @@
 #include <limits>
 #include <vector>
 
-#include "fastgen/small_gemm.h"
+#include "fastgen/wide_vec.h"
 #include "items_kernels.h"
 
 namespace fastgen {
@@ -34,33 +34,22 @@ namespace {
 #ifndef FASTGEN_ITEMS_VECTOR_BYTES
 #define FASTGEN_ITEMS_VECTOR_BYTES 32
 #endif
+constexpr int kUserBytes = FASTGEN_ITEMS_VECTOR_BYTES;
 template <typename T>
-struct ItemsVecOf {
-  typedef T type __attribute__((vector_size(FASTGEN_ITEMS_VECTOR_BYTES), aligned(alignof(T))));
-};
+using UserVec = Wide<T, kUserBytes>;  // one lane per user
 template <typename T>
-using V = typename ItemsVecOf<T>::type;
-template <typename T>
-constexpr int64_t kL = FASTGEN_ITEMS_VECTOR_BYTES / sizeof(T);
-template <typename T>
-static inline V<T> load(const T* p) {
-  return *reinterpret_cast<const V<T>*>(p);
-}
-template <typename T>
-static inline void store(T* p, V<T> v) {
-  *reinterpret_cast<V<T>*>(p) = v;
-}
+constexpr int64_t kUserLanes = kWideLanes<T, kUserBytes>;
 
 constexpr int kVectors = 2;                                      // user vectors per group
-constexpr int kRows = FASTGEN_ITEMS_VECTOR_BYTES == 64 ? 12 : 6;  // item rows per register tile
+constexpr int kRows = kUserBytes == 64 ? 12 : 6;                // item rows per register tile
 constexpr int64_t kTile = 240;       // items per tile (a multiple of kRows): 60 KB of item_emb at d = 64, in L2
 constexpr int64_t kPanelGroups = 4;  // groups per task: item_emb streams from memory once per panel
 
 template <typename T>
-constexpr int64_t kGroup = kVectors * kL<T>;
+constexpr int64_t kGroup = kVectors * kUserLanes<T>;
 
 template <typename T>
-using Maxima = V<T>[kVectors];
+using Maxima = UserVec<T>[kVectors];
 
 // Users [u0, u0 + G) transposed into packed [d, G]; columns past U are zero.
 template <typename T>
@@ -73,65 +62,59 @@ void pack_group(const ItemScores<T>& s, int64_t u0, T* packed) {
 // out [R, G] = scores of items [i0, i0 + R): one FMA chain over d per score, then + bias, whichever R.
 template <typename T, int R>
 static inline void score_rows(const ItemScores<T>& s, const T* packed, int64_t i0, T* out) {
-  constexpr int64_t G = kGroup<T>, L = kL<T>;
-  V<T> acc[R][kVectors];
+  constexpr int64_t G = kGroup<T>, L = kUserLanes<T>;
+  UserVec<T> acc[R][kVectors];
   for (int r = 0; r < R; ++r)
-    for (int v = 0; v < kVectors; ++v) acc[r][v] = V<T>{};
+    for (int v = 0; v < kVectors; ++v) acc[r][v] = UserVec<T>{};
   const T* a = s.item + i0 * s.d;
   for (int64_t k = 0; k < s.d; ++k) {
-    V<T> b[kVectors];
-    for (int v = 0; v < kVectors; ++v) b[v] = load(packed + k * G + v * L);
+    UserVec<T> b[kVectors];
+    for (int v = 0; v < kVectors; ++v) b[v] = wload<kUserBytes>(packed + k * G + v * L);
     for (int r = 0; r < R; ++r)
       for (int v = 0; v < kVectors; ++v) acc[r][v] += a[r * s.d + k] * b[v];
   }
   for (int r = 0; r < R; ++r)
-    for (int v = 0; v < kVectors; ++v) store(out + r * G + v * L, acc[r][v] + s.bias[i0 + r]);
+    for (int v = 0; v < kVectors; ++v) wstore<kUserBytes>(out + r * G + v * L, acc[r][v] + s.bias[i0 + r]);
 }
 
 // buf [n, G] = scores of items [i0, i0 + n) for the packed group, and mx = their max per user.
 // Both passes call this and get the same bits.
 template <typename T>
 void score_tile(const ItemScores<T>& s, const T* packed, int64_t i0, int64_t n, T* buf, Maxima<T>& mx) {
-  constexpr int64_t G = kGroup<T>, L = kL<T>;
+  constexpr int64_t G = kGroup<T>, L = kUserLanes<T>;
   int64_t r = 0;
   for (; r + kRows <= n; r += kRows) score_rows<T, kRows>(s, packed, i0 + r, buf + r * G);
   for (; r < n; ++r) score_rows<T, 1>(s, packed, i0 + r, buf + r * G);  // only in the last tile
-  for (int v = 0; v < kVectors; ++v) mx[v] = V<T>{} - std::numeric_limits<T>::infinity();
+  for (int v = 0; v < kVectors; ++v) mx[v] = UserVec<T>{} - std::numeric_limits<T>::infinity();
   for (r = 0; r < n; ++r)
     for (int v = 0; v < kVectors; ++v) {
-      const V<T> x = load(buf + r * G + v * L);
+      const UserVec<T> x = wload<kUserBytes>(buf + r * G + v * L);
       mx[v] = x > mx[v] ? x : mx[v];
     }
 }
 
-static inline V<float> exp_nonpositive(V<float> x) {
-#if FASTGEN_ITEMS_VECTOR_BYTES == 64
-  const Vec<float> lo = vexp_nonpositive(__builtin_shufflevector(x, x, 0, 1, 2, 3, 4, 5, 6, 7));
-  const Vec<float> hi = vexp_nonpositive(__builtin_shufflevector(x, x, 8, 9, 10, 11, 12, 13, 14, 15));
-  return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-#else
-  return vexp_nonpositive(x);
-#endif
-}
-static inline V<double> exp_nonpositive(V<double> x) {  // float64 is for tests: libm per lane
-  for (int64_t l = 0; l < kL<double>; ++l) x[l] = std::exp(x[l]);
+// exp of lanes <= 0: the shared vector exp (floored, wide_vec.h) for float; libm per lane for
+// float64, which is for tests.
+static inline UserVec<float> user_exp(UserVec<float> x) { return wexp_nonpositive<kUserBytes>(x); }
+static inline UserVec<double> user_exp(UserVec<double> x) {
+  for (int64_t l = 0; l < kUserLanes<double>; ++l) x[l] = std::exp(x[l]);
   return x;
 }
 
 // buf <- exp((buf - mx) * inv_t) in place: every weight relative to its user's tile max, <= 1.
 template <typename T>
 void tile_exp(T* buf, int64_t n, const Maxima<T>& mx, T inv_t) {
-  constexpr int64_t G = kGroup<T>, L = kL<T>;
+  constexpr int64_t G = kGroup<T>, L = kUserLanes<T>;
   for (int64_t r = 0; r < n; ++r)
     for (int v = 0; v < kVectors; ++v) {
       T* p = buf + r * G + v * L;
-      store(p, exp_nonpositive((load(p) - mx[v]) * inv_t));
+      wstore<kUserBytes>(p, user_exp((wload<kUserBytes>(p) - mx[v]) * inv_t));
     }
 }
 
 template <typename T>
 T lane(const Maxima<T>& mx, int64_t g) {
-  return mx[g / kL<T>][g % kL<T>];
+  return mx[g / kUserLanes<T>][g % kUserLanes<T>];
 }
 
 struct Hit {

@@ -24,3 +24,4 @@
 #include "vector_math_kernels_impl.h"
 #include "items_kernels_impl.h"
 #include "pixel_lstm_kernels_impl.h"
+#include "pixelrnn_sampler_kernels_impl.h"

@@ -14,9 +14,7 @@
 #include <torch/library.h>
 
 #include <array>
-#include <cstdlib>
 #include <memory>
-#include <string>
 #include <vector>
 
 #include "fastgen/cpu_features.h"
@@ -31,30 +29,11 @@ namespace {
 
 namespace mc = fastgen::masked_conv;
 
-// Whether to run the AVX-512 build: the CPU has AVX-512F and FASTGEN_CPU_CAPABILITY asks for no
-// narrower build ("avx2" or "generic": how the tests run those builds on an AVX-512 machine).
-bool use_avx512() {
-#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
-  static const bool use = [] {
-    const char* forced = std::getenv("FASTGEN_CPU_CAPABILITY");
-    if (forced != nullptr && (std::string(forced) == "generic" || std::string(forced) == "avx2")) return false;
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512dq") && cpu_has_avx2_fma();
-  }();
-  return use;
-#else
-  return false;
-#endif
-}
-
+// The AVX-512 build where the CPU has it (cpu_has_avx512), else the AVX2 / generic choice.
 template <typename T>
 const MaskedConvKernels<T>& kernels() {
-#if defined(__x86_64__) || defined(_M_X64)
-  static const MaskedConvKernels<T> wide = avx512::masked_conv_kernels<T>();
-  if (use_avx512()) return wide;
-#endif
-  return isa_table<&avx2::masked_conv_kernels<T>, &generic::masked_conv_kernels<T>>();
+  return wide_isa_table<&avx512::masked_conv_kernels<T>, &avx2::masked_conv_kernels<T>,
+                        &generic::masked_conv_kernels<T>>();
 }
 
 constexpr int64_t kColumns = 32;  // grid rows and weight_grad's columns: multiples of 2 AVX-512 float vectors

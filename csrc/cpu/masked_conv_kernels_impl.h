@@ -1,6 +1,7 @@
 // Body of the CPU masked-convolution kernels, included once per instruction set: kernels_avx2.cpp and
 // kernels_generic.cpp with 32-byte vectors, masked_conv_avx512.cpp with 64-byte ones
-// (FASTGEN_MASKED_CONV_VECTOR_BYTES). Torch-free: no torch header may be compiled with AVX enabled.
+// (FASTGEN_MASKED_CONV_VECTOR_BYTES; the vectors: fastgen/wide_vec.h). Torch-free: no torch header
+// may be compiled with AVX enabled.
 //
 // Both kernels are register-tiled: a tile of R rows x 2 vectors of columns keeps its accumulators in
 // registers across the whole reduction (R = 6 in AVX2's 16 registers, 12 in AVX-512's 32), each
@@ -11,7 +12,8 @@
 #include <algorithm>
 #include <type_traits>
 
-#include "fastgen/small_gemm.h"
+#include "fastgen/small_gemm.h"  // the 32-byte transpose
+#include "fastgen/wide_vec.h"
 #include "masked_conv_kernels.h"
 
 #ifndef FASTGEN_MASKED_CONV_VECTOR_BYTES
@@ -23,26 +25,15 @@ namespace cpu {
 namespace FASTGEN_CPU_CAPABILITY {
 namespace {
 
+constexpr int kConvBytes = FASTGEN_MASKED_CONV_VECTOR_BYTES;
 template <typename T>
-struct WideOf {
-  typedef T type __attribute__((vector_size(FASTGEN_MASKED_CONV_VECTOR_BYTES), aligned(alignof(T))));
-};
+using ConvVec = Wide<T, kConvBytes>;  // fastgen/wide_vec.h
 template <typename T>
-using Wide = typename WideOf<T>::type;
-template <typename T>
-constexpr int64_t kWide = FASTGEN_MASKED_CONV_VECTOR_BYTES / sizeof(T);
-template <typename T>
-static inline Wide<T> wload(const T* p) {
-  return *reinterpret_cast<const Wide<T>*>(p);
-}
-template <typename T>
-static inline void wstore(T* p, Wide<T> v) {
-  *reinterpret_cast<Wide<T>*>(p) = v;
-}
+constexpr int64_t kConvLanes = kWideLanes<T, kConvBytes>;
 
 // Rows per register tile: R x 2 accumulators, 2 loaded vectors and a broadcast fit the registers.
-constexpr int kTileRows = FASTGEN_MASKED_CONV_VECTOR_BYTES == 64 ? 12 : 6;
-static_assert(2 * FASTGEN_MASKED_CONV_VECTOR_BYTES <= 32 * 4, "grid rows and ldc are padded to 32 floats");
+constexpr int kTileRows = kConvBytes == 64 ? 12 : 6;
+static_assert(2 * kConvBytes <= 32 * 4, "grid rows and ldc are padded to 32 floats");
 
 // Calls tile<R>(...) for R = rows, 0 < rows <= Max (the row remainders of a block).
 template <int Max, typename Tile>
@@ -67,21 +58,23 @@ static inline void tap_range(const ConvPlan<T>& c, int64_t t, int64_t m0, int ro
 
 template <typename T, int R>
 static inline void conv_tile(const ConvPlan<T>& c, int64_t m0, int64_t p0, T* out) {
-  constexpr int64_t L = kWide<T>;
-  Wide<T> acc[R][2];
-  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = Wide<T>{};
+  constexpr int64_t L = kConvLanes<T>;
+  ConvVec<T> acc[R][2];
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = ConvVec<T>{};
   for (int64_t t = 0; t < c.ntaps; ++t) {
     int64_t k0, k1;
     tap_range(c, t, m0, R, &k0, &k1);
     const T* in = c.in + c.offsets[t] + p0;
     const T* w = c.weights + t * c.K * c.M + m0;
     for (int64_t k = k0; k < k1; ++k) {
-      const Wide<T> b0 = wload(in + k * c.in_stride), b1 = wload(in + k * c.in_stride + L);
+      const T* row = in + k * c.in_stride;
+      const ConvVec<T> b0 = wload<kConvBytes>(row), b1 = wload<kConvBytes>(row + L);
       const T* a = w + k * c.M;
       for (int r = 0; r < R; ++r) acc[r][0] += a[r] * b0, acc[r][1] += a[r] * b1;
     }
   }
-  for (int r = 0; r < R; ++r) wstore(out + r * c.P + p0, acc[r][0]), wstore(out + r * c.P + p0 + L, acc[r][1]);
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < 2; ++v) wstore<kConvBytes>(out + r * c.P + p0 + v * L, acc[r][v]);
 }
 
 // Pixel tiles outermost: one tile's shifted input rows (K x live taps lines) stay in L1 while every
@@ -89,7 +82,7 @@ static inline void conv_tile(const ConvPlan<T>& c, int64_t m0, int64_t p0, T* ou
 // on every (k, tap) with as many concurrent strided streams, and ran at a third of the speed.
 template <typename T>
 void conv(const ConvPlan<T>& c, int64_t m0, int64_t m1, T* grid) {
-  for (int64_t p0 = 0; p0 < c.P; p0 += 2 * kWide<T>) {
+  for (int64_t p0 = 0; p0 < c.P; p0 += 2 * kConvLanes<T>) {
     int64_t m = m0;
     for (; m + kTileRows <= m1; m += kTileRows) conv_tile<T, kTileRows>(c, m, p0, grid + (m - m0) * c.P);
     T* out = grid + (m - m0) * c.P;
@@ -100,18 +93,21 @@ void conv(const ConvPlan<T>& c, int64_t m0, int64_t m1, T* grid) {
 // c[R, 2 vectors] += sum_k a[r * am + k] * b[k * ldb + ...]
 template <typename T, int R>
 static inline void dw_gemm_tile(int64_t K, const T* a, int64_t am, const T* b, int64_t ldb, T* c, int64_t ldc) {
-  constexpr int64_t L = kWide<T>;
-  Wide<T> acc[R][2];
-  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = Wide<T>{};
+  constexpr int64_t L = kConvLanes<T>;
+  ConvVec<T> acc[R][2];
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = ConvVec<T>{};
   for (int64_t k = 0; k < K; ++k) {
-    const Wide<T> b0 = wload(b + k * ldb), b1 = wload(b + k * ldb + L);
+    const ConvVec<T> b0 = wload<kConvBytes>(b + k * ldb), b1 = wload<kConvBytes>(b + k * ldb + L);
     for (int r = 0; r < R; ++r) {
       const T av = a[r * am + k];
       acc[r][0] += av * b0, acc[r][1] += av * b1;
     }
   }
   for (int r = 0; r < R; ++r)
-    for (int v = 0; v < 2; ++v) wstore(c + r * ldc + v * L, wload(c + r * ldc + v * L) + acc[r][v]);
+    for (int v = 0; v < 2; ++v) {
+      T* cv = c + r * ldc + v * L;
+      wstore<kConvBytes>(cv, wload<kConvBytes>(cv) + acc[r][v]);
+    }
 }
 
 // C[M, N] += A[M, K] B[K, N], A rows of stride am, N a multiple of 2 vectors. Column panels
@@ -119,7 +115,7 @@ static inline void dw_gemm_tile(int64_t K, const T* a, int64_t am, const T* b, i
 template <typename T>
 static inline void dw_gemm(int64_t M, int64_t K, int64_t N, const T* a, int64_t am, const T* b, int64_t ldb, T* c,
                         int64_t ldc) {
-  for (int64_t n = 0; n < N; n += 2 * kWide<T>) {
+  for (int64_t n = 0; n < N; n += 2 * kConvLanes<T>) {
     int64_t m = 0;
     for (; m + kTileRows <= M; m += kTileRows)
       dw_gemm_tile<T, kTileRows>(K, a + m * am, am, b + n, ldb, c + m * ldc + n, ldc);

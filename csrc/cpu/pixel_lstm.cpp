@@ -4,7 +4,8 @@
 //
 // Outputs: h and grad_pre are returned as [B, C, H, W] views of channels-last memory (what the
 // kernels write; the fake kernels in fastgen/ops/pixel_lstm.py give the same strides); act [B, H, W,
-// 5h] and c [B, H, W, h] are the forward's saved state for the backward, not for users.
+// 5h] and c [B, H, W, h] are the forward's saved state for the backward, not for users. The inputs
+// pre and grad_h are read in place in any layout (their strides go to the kernels).
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "fastgen/checks.h"
+#include "fastgen/cpu_features.h"
 #include "fastgen/isa_dispatch.h"
 #include "fastgen/small_gemm.h"
 #include "pixel_lstm_kernels.h"
@@ -22,9 +24,11 @@ namespace fastgen {
 namespace cpu {
 namespace {
 
+// The AVX-512 build where the CPU has it (cpu_has_avx512), else the AVX2 / generic choice.
 template <typename T>
 const PixelLstmKernels<T>& kernels() {
-  return isa_table<&avx2::pixel_lstm_kernels<T>, &generic::pixel_lstm_kernels<T>>();
+  return wide_isa_table<&avx512::pixel_lstm_kernels<T>, &avx2::pixel_lstm_kernels<T>,
+                        &generic::pixel_lstm_kernels<T>>();
 }
 
 // Checks w_ss against a pre-activation tensor of `sizes` [B, 4h, H, W] (named `name`: pre, or the
@@ -56,11 +60,12 @@ PixelLstmDims check_args(const char* op, const at::Tensor& t, const char* name, 
 // [B, C, H, W] -> contiguous [B, H, W, C] (no copy when it already is channels-last)
 at::Tensor pixel_major(const at::Tensor& t) { return t.permute({0, 2, 3, 1}).contiguous(); }
 at::Tensor as_nchw(const at::Tensor& t) { return t.permute({0, 3, 1, 2}); }
+PlaneStrides plane_strides(const at::Tensor& t) { return {t.stride(1), t.stride(2), t.stride(3)}; }
 
 // Forward operand [k h, G]: row t h + j, column m = w[m, j, t].
 template <typename T>
 std::vector<T> pack_forward(const T* w, int64_t n, int64_t k) {
-  const int64_t G = padded<T>(4 * n);
+  const int64_t G = pad_columns<T>(4 * n);
   std::vector<T> packed(k * n * G, T(0));
   for (int64_t m = 0; m < 4 * n; ++m)
     for (int64_t j = 0; j < n; ++j)
@@ -71,7 +76,7 @@ std::vector<T> pack_forward(const T* w, int64_t n, int64_t k) {
 // Backward operand [k 4h, HP]: block b holds tap (reversed ? k - 1 - b : b), row m, column j = w[m, j, tap].
 template <typename T>
 std::vector<T> pack_backward(const T* w, int64_t n, int64_t k, bool reversed) {
-  const int64_t HP = padded<T>(n);
+  const int64_t HP = pad_columns<T>(n);
   std::vector<T> packed(k * 4 * n * HP, T(0));
   for (int64_t b = 0; b < k; ++b) {
     const int64_t t = reversed ? k - 1 - b : b;
@@ -84,9 +89,9 @@ std::vector<T> pack_backward(const T* w, int64_t n, int64_t k, bool reversed) {
 using Forward = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
 
 template <typename Run>
-Forward forward(const PixelLstmDims& d, const at::Tensor& pre_in, Run run) {
-  const auto pre = pixel_major(pre_in);
-  const int64_t B = pre.size(0), n = d.hidden, cells = d.H * d.W;
+Forward forward(const PixelLstmDims& d, const at::Tensor& pre, Run run) {
+  const int64_t B = pre.size(0), n = d.hidden, cells = d.H * d.W, image_stride = pre.stride(0);
+  const PlaneStrides ps = plane_strides(pre);
   auto h = at::empty({B, d.H, d.W, n}, pre.options());
   auto c = at::empty({B, d.H, d.W, n}, pre.options());
   auto act = at::empty({B, d.H, d.W, 5 * n}, pre.options());
@@ -97,7 +102,7 @@ Forward forward(const PixelLstmDims& d, const at::Tensor& pre_in, Run run) {
     run(T(), [&](auto&& image) {
       at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
         for (int64_t b = b0; b < b1; ++b)
-          image(p + b * cells * 4 * n, hp + b * cells * n, cp + b * cells * n, ap + b * cells * 5 * n);
+          image(p + b * image_stride, ps, hp + b * cells * n, cp + b * cells * n, ap + b * cells * 5 * n);
       });
     });
   });
@@ -120,7 +125,9 @@ Forward row_lstm(const at::Tensor& pre, const at::Tensor& w_in, const std::optio
     using T = decltype(zero);
     const std::vector<T> packed = pack_forward(w.const_data_ptr<T>(), d.hidden, d.k);
     const T* b = bias.defined() ? bias.const_data_ptr<T>() : nullptr;
-    each_image([&](const T* p, T* h, T* c, T* act) { kernels<T>().row_forward(d, p, packed.data(), b, h, c, act); });
+    each_image([&](const T* p, PlaneStrides ps, T* h, T* c, T* act) {
+      kernels<T>().row_forward(d, p, ps, packed.data(), b, h, c, act);
+    });
   });
 }
 
@@ -131,8 +138,10 @@ Forward diagonal_lstm(const at::Tensor& pre, const at::Tensor& w_in, bool revers
     using T = decltype(zero);
     const std::vector<T> packed = pack_forward(w.const_data_ptr<T>(), d.hidden, 2);
     const T* above = packed.data();
-    const T* left = above + d.hidden * padded<T>(4 * d.hidden);
-    each_image([&](const T* p, T* h, T* c, T* act) { kernels<T>().diagonal_forward(d, p, above, left, h, c, act); });
+    const T* left = above + d.hidden * pad_columns<T>(4 * d.hidden);
+    each_image([&](const T* p, PlaneStrides ps, T* h, T* c, T* act) {
+      kernels<T>().diagonal_forward(d, p, ps, above, left, h, c, act);
+    });
   });
 }
 
@@ -163,15 +172,16 @@ at::Tensor tap_inputs(const at::Tensor& h, const PixelLstmDims& d, bool row) {
   return out;
 }
 
-std::tuple<at::Tensor, at::Tensor> backward(const char* op, const at::Tensor& grad_h_in, const at::Tensor& h_in,
+std::tuple<at::Tensor, at::Tensor> backward(const char* op, const at::Tensor& grad_h, const at::Tensor& h_in,
                                             const at::Tensor& act_in, const at::Tensor& c_in, const at::Tensor& w_in,
                                             bool row, bool reverse) {
   const PixelLstmDims d = check_args(op, h_in, "h", 1, w_in, row ? 0 : 2, reverse);
   const int64_t B = h_in.size(0), n = d.hidden, cells = d.H * d.W;
-  check_same_shape(op, grad_h_in, "grad_h", {B, n, d.H, d.W}, h_in);
+  check_same_shape(op, grad_h, "grad_h", {B, n, d.H, d.W}, h_in);
   check_same_shape(op, act_in, "act", {B, d.H, d.W, 5 * n}, h_in);
   check_same_shape(op, c_in, "c", {B, d.H, d.W, n}, h_in);
-  const auto grad_h = pixel_major(grad_h_in), h = pixel_major(h_in);
+  const auto h = pixel_major(h_in);
+  const PlaneStrides gs = plane_strides(grad_h);
   const auto act = act_in.contiguous(), c = c_in.contiguous(), w = w_in.contiguous();
   auto grad_pre = at::empty({B, d.H, d.W, 4 * n}, h.options());
   AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "pixel_lstm_backward", [&] {
@@ -181,12 +191,13 @@ std::tuple<at::Tensor, at::Tensor> backward(const char* op, const at::Tensor& gr
     T* gp = grad_pre.mutable_data_ptr<T>();
     at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
-        const T *ghb = gh + b * cells * n, *cb = cp + b * cells * n, *ab = ap + b * cells * 5 * n;
+        const T *ghb = gh + b * grad_h.stride(0), *cb = cp + b * cells * n, *ab = ap + b * cells * 5 * n;
         T* gb = gp + b * cells * 4 * n;
         if (row)
-          kernels<T>().row_backward(d, ghb, cb, ab, packed.data(), gb);
+          kernels<T>().row_backward(d, ghb, gs, cb, ab, packed.data(), gb);
         else
-          kernels<T>().diagonal_backward(d, ghb, cb, ab, packed.data(), packed.data() + 4 * n * padded<T>(n), gb);
+          kernels<T>().diagonal_backward(d, ghb, gs, cb, ab, packed.data(), packed.data() + 4 * n * pad_columns<T>(n),
+                                        gb);
       }
     });
   });

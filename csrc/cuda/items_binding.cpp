@@ -1,4 +1,4 @@
-// Torch binding of the CUDA IRGAN item kernels (items.cu): argument checks (the CPU binding's words),
+// Torch binding of the CUDA IRGAN item kernels (items.cu): argument checks (fastgen/items_checks.h),
 // launches on torch's current stream, and the small per-(user, chunk) arithmetic between them done
 // with ATen on the device: the chunk weights, each draw's chunk and offset, the candidates' merge.
 // Built only when torch has CUDA (the kernels themselves are torch-free).
@@ -9,11 +9,11 @@
 #include <torch/library.h>
 
 #include <algorithm>
-#include <cmath>
 #include <optional>
 #include <tuple>
 
 #include "fastgen/cuda_checks.h"
+#include "fastgen/items_checks.h"
 #include "items.cuh"
 
 namespace fastgen {
@@ -32,19 +32,7 @@ ItemsShape shape_of(const char* op, const at::Tensor& user, const at::Tensor& it
   check_like(op, user, "user_emb", user);
   check_like(op, item, "item_emb", user);
   check_like(op, bias, "item_bias", user);
-  TORCH_CHECK(user.dim() == 2, op, ": user_emb must be 2-D [U, d], got ", user.sizes());
-  TORCH_CHECK(item.dim() == 2, op, ": item_emb must be 2-D [I, d], got ", item.sizes());
-  TORCH_CHECK(user.size(1) == item.size(1), op, ": user_emb has d = ", user.size(1), " but item_emb has d = ",
-              item.size(1));
-  TORCH_CHECK(bias.dim() == 1 && bias.size(0) == item.size(0), op, ": item_bias must be [I] = [", item.size(0),
-              "], got ", bias.sizes());
-  TORCH_CHECK(user.scalar_type() == at::kFloat || user.scalar_type() == at::kDouble, op,
-              ": user_emb must be float32 or float64, got ", user.scalar_type());
-  TORCH_CHECK(item.scalar_type() == user.scalar_type() && bias.scalar_type() == user.scalar_type(), op,
-              ": item_emb and item_bias must have user_emb's dtype ", user.scalar_type(), ", got ", item.scalar_type(),
-              " and ", bias.scalar_type());
-  TORCH_CHECK(user.size(0) >= 1 && item.size(0) >= 1 && user.size(1) >= 1, op,
-              ": user_emb and item_emb must be non-empty, got ", user.sizes(), " and ", item.sizes());
+  items::check_scores(op, user, item, bias);
   // the user vector sits in shared memory next to a chunk of scores (topk): keep both within 48 KB
   TORCH_CHECK(user.size(1) <= 4096, op, ": the CUDA kernel takes d <= 4096, got d = ", user.size(1),
               "; use another backend (fastgen.set_backend('triton'))");
@@ -59,12 +47,7 @@ at::Tensor sample_items(const at::Tensor& user, const at::Tensor& item, const at
   const char* op = "sample_items";
   const ItemsShape s = shape_of(op, user, item, bias);
   check_like(op, uniforms, "uniforms", user);
-  TORCH_CHECK(uniforms.dim() == 2 && uniforms.size(0) == s.U, op, ": uniforms must be [U, k] with U = ", s.U,
-              ", got ", uniforms.sizes());
-  TORCH_CHECK(uniforms.scalar_type() == user.scalar_type(), op, ": uniforms dtype ", uniforms.scalar_type(),
-              " differs from user_emb dtype ", user.scalar_type());
-  TORCH_CHECK(std::isfinite(temperature) && temperature > 0, op, ": temperature must be finite and > 0, got ",
-              temperature);
+  items::check_sample_args(op, user, uniforms, temperature);
   const c10::cuda::CUDAGuard guard(user.device());
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
   auto out = at::empty(uniforms.sizes(), uniforms.options().dtype(at::kLong));
@@ -102,20 +85,13 @@ std::tuple<at::Tensor, at::Tensor> topk_items(const at::Tensor& user, const at::
                                               const std::optional<at::Tensor>& indices) {
   const char* op = "topk_items";
   const ItemsShape s = shape_of(op, user, item, bias);
-  TORCH_CHECK(k >= 1 && k <= s.I, op, ": k must be in [1, I = ", s.I, "], got ", k);
-  const bool has_ptr = indptr.has_value() && indptr->defined(), has_idx = indices.has_value() && indices->defined();
-  TORCH_CHECK(has_ptr == has_idx, op, ": exclude needs both indptr and indices, got only ",
-              has_ptr ? "indptr" : "indices");
+  const bool has_ptr = items::check_topk_args(op, s.I, k, indptr, indices);
   const c10::cuda::CUDAGuard guard(user.device());
   at::Tensor excluded;
   if (has_ptr) {
     check_like(op, *indptr, "exclude indptr", user);
     check_like(op, *indices, "exclude indices", user);
-    TORCH_CHECK(indptr->dim() == 1 && indptr->size(0) == s.U + 1, op, ": exclude indptr must be [U + 1] = [",
-                s.U + 1, "], got ", indptr->sizes());
-    TORCH_CHECK(indptr->scalar_type() == at::kLong && indices->scalar_type() == at::kLong, op,
-                ": exclude indptr and indices must be int64, got ", indptr->scalar_type(), " and ",
-                indices->scalar_type());
+    items::check_exclusion_layout(op, *indptr, *indices, s.U);
     // each user's run sorted: users are already in order, so sorting user * I + item sorts within runs
     const auto users = at::repeat_interleave(at::arange(s.U, indptr->options()), indptr->diff());
     excluded = std::get<0>(at::sort(users * s.I + *indices)).remainder(s.I).contiguous();

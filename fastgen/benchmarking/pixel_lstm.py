@@ -131,7 +131,20 @@ def format_pixel_lstm_markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    import sys
+def main(argv: list[str] | None = None) -> None:
+    import argparse
 
-    print(format_pixel_lstm_markdown(pixel_lstm_results(quick="--quick" in sys.argv)))
+    parser = argparse.ArgumentParser(description="Benchmark fastgen.ops.row_lstm / diagonal_lstm (one layer, CPU).")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats (median of >= 10 calls)")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts (default 1 2)")
+    parser.add_argument("--shapes", nargs="+", choices=[s.name for s in SHAPES], metavar="NAME",
+                        help=f"shapes to run (default all): {', '.join(repr(s.name) for s in SHAPES)}")
+    parser.add_argument("--providers", nargs="+", choices=PROVIDERS, default=list(PROVIDERS),
+                        help="columns to time besides fastgen-cpu (compiling the Diagonal twin takes minutes)")
+    args = parser.parse_args(argv)
+    shapes = [s for s in SHAPES if args.shapes is None or s.name in args.shapes]
+    print(format_pixel_lstm_markdown(pixel_lstm_results(args.threads, args.quick, shapes, args.providers)))
+
+
+if __name__ == "__main__":
+    main()

@@ -375,8 +375,27 @@ def cpu_flags() -> set[str]:
     return set()
 
 
+def kernel_builds() -> str:
+    """Which instruction-set build fastgen's CPU kernel families run (torch.ops.fastgen.cpu_kernel_builds),
+    grouped, the most common build last as "the rest": 'fastgen CPU kernels avx512: items, masked_conv;
+    avx2: the rest'. Empty without the compiled extension."""
+    from fastgen import _extension
+
+    if not _extension.available():
+        return ""
+    by_build: dict[str, list[str]] = {}
+    for family, build in sorted(torch.ops.fastgen.cpu_kernel_builds().items()):
+        by_build.setdefault(build, []).append(family)
+    if len(by_build) == 1:
+        return f"fastgen CPU kernels {next(iter(by_build))}"
+    groups = sorted(by_build.items(), key=lambda kv: len(kv[1]))
+    parts = [f"{build}: {', '.join(families)}" for build, families in groups[:-1]]
+    return f"fastgen CPU kernels {'; '.join(parts)}; {groups[-1][0]}: the rest"
+
+
 def machine_line() -> str:
-    """One line: CPU model, core count, SIMD level, torch version (and GPU if any)."""
+    """One line: CPU model, core count, SIMD level, torch version, the fastgen CPU kernels' builds (and
+    GPU if any)."""
     flags = cpu_flags()
     simd = [name for name, flag in (("AVX-512", "avx512f"), ("AVX2", "avx2"), ("FMA", "fma"))
             if flag in flags]
@@ -384,6 +403,8 @@ def machine_line() -> str:
     parts = [f"{cpu_model()}, {cores} logical core{'s' if cores != 1 else ''}"
              + (f" ({'+'.join(simd)})" if simd else ""),
              f"torch {torch.__version__}"]
+    if builds := kernel_builds():
+        parts.append(builds)
     if torch.cuda.is_available():
         parts.append(f"GPU {torch.cuda.get_device_name()}")
     return "; ".join(parts)

@@ -7,6 +7,7 @@ from fastgen.ops.lstm import lstm_cell_pointwise
 from fastgen.ops.masked_conv import masked_conv2d
 from fastgen.ops.pixel_lstm import diagonal_bilstm, diagonal_lstm, row_lstm
 from fastgen.ops.pixelcnn_sampler import pixelcnn_sample  # noqa: F401  (state-level op; users call fast_sampling)
+from fastgen.ops.pixelrnn_sampler import pixelrnn_sample  # noqa: F401  (state-level op; users call fast_sampling)
 from fastgen.ops.wavenet import wavenet_generate
 
 __all__ = ["attention_read", "attention_write", "diagonal_bilstm", "diagonal_lstm", "draw_generate", "lstm_cell_pointwise",

@@ -20,4 +20,15 @@ const auto& isa_table() {
   return table;
 }
 
+// The same for a family that also has an AVX-512 build (F, VL, DQ, BW: cpu_has_avx512), picked first.
+// Usage: wide_isa_table<&avx512::items_kernels<T>, &avx2::items_kernels<T>, &generic::items_kernels<T>>().
+template <auto Avx512, auto Avx2, auto Generic>
+const auto& wide_isa_table() {
+  static_assert(std::is_same_v<decltype(Avx512()), decltype(Avx2())> &&
+                    std::is_same_v<decltype(Avx2()), decltype(Generic())>,
+                "wide_isa_table: the AVX-512, AVX2 and generic builds must return the same table type");
+  static const auto table = cpu_has_avx512() ? Avx512() : cpu_has_avx2_fma() ? Avx2() : Generic();
+  return table;
+}
+
 }  // namespace fastgen

@@ -1,8 +1,8 @@
 // Register-tiled small matrix products and a vector exp for the CPU kernels.
 //
 // The attention matrices are tiny (N filters of tens of pixels), far below the sizes where a BLAS
-// call pays for itself. These kernels use GCC vector extensions of 32 bytes: one AVX2 register in
-// the AVX2 build (kernels_avx2.cpp), a pair of SSE registers in the generic build, from the
+// call pays for itself. These kernels use 32-byte vectors (fastgen/wide_vec.h): one AVX2 register
+// in the AVX2 build (kernels_avx2.cpp), a pair of SSE registers in the generic build, from the
 // same source. B and C operands have padded rows (a multiple of kLanes<T> elements) so no tail loop
 // is needed; callers keep the padding columns of B at zero.
 #pragma once
@@ -10,18 +10,15 @@
 #include <cstdint>
 #include <cstring>
 
+#include "fastgen/wide_vec.h"
+
 namespace fastgen {
 namespace cpu {
 
 template <typename T>
-struct VecOf {
-  // aligned(alignof(T)): loads and stores through this type need no 32-byte alignment.
-  typedef T type __attribute__((vector_size(32), aligned(alignof(T))));
-};
+using Vec = Wide<T, 32>;
 template <typename T>
-using Vec = typename VecOf<T>::type;
-template <typename T>
-constexpr int64_t kLanes = 32 / sizeof(T);
+constexpr int64_t kLanes = kWideLanes<T, 32>;
 
 template <typename T>
 static inline int64_t padded(int64_t n) {
@@ -30,11 +27,11 @@ static inline int64_t padded(int64_t n) {
 
 template <typename T>
 static inline Vec<T> vload(const T* p) {
-  return *reinterpret_cast<const Vec<T>*>(p);
+  return wload<32>(p);
 }
 template <typename T>
 static inline void vstore(T* p, Vec<T> v) {
-  *reinterpret_cast<Vec<T>*>(p) = v;
+  wstore<32>(p, v);
 }
 
 // One R x (NV * kLanes) tile of C = alpha * A B (+ C): accumulators stay in registers across K.
@@ -167,33 +164,8 @@ static inline T dot(int64_t n, const T* a, const T* b) {
   return hsum<T>(acc);
 }
 
-// ln of float's smallest normal number: exp(x) below it is subnormal or 0.
-constexpr float kExpNormalFloor = -87.33654475f;
-
-// exp(x) for any x <= 0 (-inf included), 8 lanes at a time: x = n ln2 + r with |r| <= ln2/2, then
-// exp(r) by its Taylor series to degree 7 (truncation error < 6e-9, below float rounding) and the
-// 2^n factor added to the exponent bits. The series is evaluated in Estrin's form (pairs, then
-// r^2 and r^4 combine them): 3 dependent FMAs instead of Horner's 7, so the loops that call this
-// are not bound by one long latency chain per vector.
-// Below kExpNormalFloor the result is exactly 0 (the true value is under 1.2e-38): 2^n for n < -126
-// does not fit the exponent bits, and the wrapped bits made huge or negative "probabilities" of very
-// unlikely classes in the WaveNet sampler. NaN stays NaN.
-static inline Vec<float> vexp_nonpositive(Vec<float> x) {
-  typedef int32_t IVec __attribute__((vector_size(32)));
-  const auto underflow = x < kExpNormalFloor;
-  x = underflow ? Vec<float>{} + kExpNormalFloor : x;
-  const Vec<float> n = __builtin_convertvector(__builtin_convertvector(x * 1.44269504088896341f - 0.5f, IVec), Vec<float>);
-  // ln2 split in two parts so that n * ln2_hi is exact for |n| < 2^9.
-  const Vec<float> r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
-  const Vec<float> r2 = r * r;
-  const Vec<float> p01 = r + 1.0f, p23 = r * (1.0f / 6) + 0.5f;
-  const Vec<float> p45 = r * (1.0f / 120) + (1.0f / 24), p67 = r * (1.0f / 5040) + (1.0f / 720);
-  const Vec<float> p = (p01 + r2 * p23) + (r2 * r2) * (p45 + r2 * p67);
-  const IVec bits = (__builtin_convertvector(n, IVec) + 127) << 23;
-  Vec<float> scale;
-  std::memcpy(&scale, &bits, sizeof(scale));
-  return underflow ? Vec<float>{} : p * scale;
-}
+// exp(x) for x <= 0, 8 lanes (wide_vec.h: floored at ln(FLT_MIN), exactly 0 below it).
+static inline Vec<float> vexp_nonpositive(Vec<float> x) { return wexp_nonpositive<32>(x); }
 
 // Float sigmoid and tanh from exp(-|x|), which never overflows.
 static inline Vec<float> vsigmoid(Vec<float> x) {

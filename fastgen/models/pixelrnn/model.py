@@ -137,9 +137,14 @@ class PixelRNN(PixelModel, kind="pixelrnn", config_class=PixelRNNConfig):
 
     @torch.no_grad()
     def sample(self, n: int, generator: Optional[torch.Generator] = None, uniforms: Optional[Tensor] = None,
-               labels: Optional[Tensor] = None, method: str = "naive") -> Tensor:
-        """n images [n, C, H, W] float in [0, 1], one full forward per sub-pixel (the cached sampler of
-        issue #14 is not written yet)."""
-        if method != "naive":
-            raise ValueError(f"PixelRNN.sample: only method='naive' exists so far, got {method!r}")
+               labels: Optional[Tensor] = None, method: str = "fastgen", progress: bool = False) -> Tensor:
+        """n images [n, C, H, W] float in [0, 1]: "fastgen" (the C++ cached sampler,
+        fastgen.models.pixelrnn.fast_sampling; the naive path where the backend rule picks the reference)
+        or "naive" (one full forward per sub-pixel); same uniforms, same images."""
+        if method not in ("fastgen", "naive"):
+            raise ValueError(f"PixelRNN.sample: method must be 'fastgen' or 'naive' (there is no plain-PyTorch cached "
+                             f"twin: only method='naive' is plain PyTorch), got {method!r}")
+        if method == "fastgen":
+            from fastgen.models.pixelrnn.fast_sampling import sample_fast  # it imports this module
+            return sample_fast(self, n, uniforms=uniforms, generator=generator, labels=labels, progress=progress)
         return super().sample(n, generator=generator, uniforms=uniforms, labels=labels, method="naive")
