@@ -15,7 +15,7 @@ missing, fastgen.set_backend("reference")), sample_fast runs sampling.sample_cac
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor
@@ -105,10 +105,20 @@ def sample_fast(model: PixelModel, n: int, uniforms: Optional[Tensor] = None,
                 chunk: Optional[int] = None, progress: bool = False, backend: Optional[str] = None) -> Tensor:
     """n images [n, C, H, W] (float in [0, 1]) by the fast sampler, ``chunk`` pixels per kernel call
     (default: the whole image); the same images as sample_cached for the same uniforms."""
+    return drive_sampler(model, n, ops.KERNELS, lambda: SamplerCache(model, n, labels), sampling.sample_cached,
+                         uniforms, generator, labels, chunk, progress, backend)
+
+
+def drive_sampler(model: PixelModel, n: int, kernels, make_cache: Callable[[], SamplerCache], fallback: Callable,
+                  uniforms: Optional[Tensor], generator: Optional[torch.Generator], labels: Optional[Tensor],
+                  chunk: Optional[int], progress: bool, backend: Optional[str]) -> Tensor:
+    """The loop every fast sampler shares: the checks; ``fallback(model, n, ...)`` where the backend
+    rule picks the reference for the op declared by ``kernels``; else ``chunk`` pixels per kernel call
+    of the cache ``make_cache()`` builds, with a progress bar."""
     where = f"{type(model).__name__} sample_fast"
     device = next(model.parameters()).device
-    if _route.resolve(ops.KERNELS, device, model.dtype, backend) == "reference":
-        return sampling.sample_cached(model, n, uniforms=uniforms, generator=generator, labels=labels)
+    if _route.resolve(kernels, device, model.dtype, backend) == "reference":
+        return fallback(model, n, uniforms=uniforms, generator=generator, labels=labels)
     u = sampling._uniforms(model, n, uniforms, generator, where)
     model.check_labels(labels, n, where)
     cfg = model.config
@@ -117,7 +127,7 @@ def sample_fast(model: PixelModel, n: int, uniforms: Optional[Tensor] = None,
         chunk = total
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
         raise ValueError(f"{where}: chunk must be a positive int (pixels per call), got {chunk!r}")
-    cache = SamplerCache(model, n, labels)
+    cache = make_cache()
     flat = u.flatten(2)
     from tqdm import tqdm
     with tqdm(total=total, unit="px", disable=not progress, desc="sampling") as bar:

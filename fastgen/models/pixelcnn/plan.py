@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor
@@ -163,15 +163,15 @@ def weights_key(model: PixelModel) -> tuple:
     return tuple((p.data_ptr(), p._version, p.dtype) for p in model.parameters())
 
 
-_PLANS: "weakref.WeakKeyDictionary[PixelModel, tuple[tuple, SamplerPlan]]" = weakref.WeakKeyDictionary()
+_PLANS: "weakref.WeakKeyDictionary[PixelModel, tuple[tuple, object]]" = weakref.WeakKeyDictionary()
 
 
-def plan_of(model: PixelModel) -> SamplerPlan:
-    """build_plan(model), reused while the weights are unchanged."""
+def plan_of(model: PixelModel, build: Optional[Callable] = None):
+    """``build(model)`` (default: build_plan, PixelCNN's), reused while the weights are unchanged."""
     key = weights_key(model)
     cached = _PLANS.get(model)
     if cached is None or cached[0] != key:
         with torch.no_grad():
-            cached = (key, build_plan(model))
+            cached = (key, (build or build_plan)(model))
         _PLANS[model] = cached
     return cached[1]

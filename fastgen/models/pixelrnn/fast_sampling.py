@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from fastgen.models.pixelcnn import sampling
-from fastgen.models.pixelcnn.fast_sampling import SamplerCache
+from fastgen.models.pixelcnn.fast_sampling import SamplerCache, drive_sampler
 from fastgen.models.pixelcnn.plan import weights_key
 from fastgen.models.pixelrnn.model import PixelRNN
 from fastgen.models.pixelrnn.plan import plan_of
@@ -65,26 +65,8 @@ def sample_fast(model: PixelRNN, n: int, uniforms: Optional[Tensor] = None,
                 chunk: Optional[int] = None, progress: bool = False, backend: Optional[str] = None) -> Tensor:
     """n images [n, C, H, W] (float in [0, 1]) by the fast sampler, ``chunk`` pixels per kernel call
     (default: the whole image); the same images as sample_naive for the same uniforms."""
-    where = f"{type(model).__name__} sample_fast"
-    device = next(model.parameters()).device
-    if _route.resolve(ops.KERNELS, device, model.dtype, backend) == "reference":
-        return sampling.sample_naive(model, n, uniforms=uniforms, generator=generator, labels=labels)
-    u = sampling._uniforms(model, n, uniforms, generator, where)
-    model.check_labels(labels, n, where)
-    cfg = model.config
-    total = cfg.height * cfg.width
-    if chunk is None:
-        chunk = total
-    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
-        raise ValueError(f"{where}: chunk must be a positive int (pixels per call), got {chunk!r}")
-    cache = RnnSamplerCache(model, n)
-    flat = u.flatten(2)
-    from tqdm import tqdm
-    with tqdm(total=total, unit="px", disable=not progress, desc="sampling") as bar:
-        for start in range(0, total, chunk):
-            cache.step(flat[:, :, start:start + chunk])
-            bar.update(min(chunk, total - start))
-    return cache.images().to(model.dtype)
+    return drive_sampler(model, n, ops.KERNELS, lambda: RnnSamplerCache(model, n), sampling.sample_naive,
+                         uniforms, generator, labels, chunk, progress, backend)
 
 
 @torch.no_grad()

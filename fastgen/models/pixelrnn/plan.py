@@ -10,14 +10,14 @@ it. The plan is made once per set of weight values (``plan_of``, keyed like Pixe
 """
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from fastgen.models.pixelcnn.model import logits_per_subpixel
-from fastgen.models.pixelcnn.plan import Layout, _place, conv, dense, weights_key
+from fastgen.models.pixelcnn import plan as pixelcnn_plan
+from fastgen.models.pixelcnn.plan import Layout, _place, conv, dense
 from fastgen.models.pixelrnn.model import LSTMLayer, PixelRNN
 
 ROW_KIND, DIAGONAL_KIND = 0, 1
@@ -82,15 +82,6 @@ def build_plan(model: PixelRNN) -> RnnSamplerPlan:
     return RnnSamplerPlan([t.contiguous() for t in weights], dims, caches)
 
 
-_PLANS: "weakref.WeakKeyDictionary[PixelRNN, tuple[tuple, RnnSamplerPlan]]" = weakref.WeakKeyDictionary()
-
-
 def plan_of(model: PixelRNN) -> RnnSamplerPlan:
-    """build_plan(model), reused while the weights are unchanged."""
-    key = weights_key(model)
-    cached = _PLANS.get(model)
-    if cached is None or cached[0] != key:
-        with torch.no_grad():
-            cached = (key, build_plan(model))
-        _PLANS[model] = cached
-    return cached[1]
+    """build_plan(model), reused while the weights are unchanged (PixelCNN's plan cache)."""
+    return pixelcnn_plan.plan_of(model, build_plan)
