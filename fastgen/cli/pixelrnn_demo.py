@@ -10,8 +10,7 @@ from fastgen.cli import pixelcnn_demo
 from fastgen.cli.pixelcnn_demo import PixelDemoRun
 
 # Sized for the part's budget on 2 idle cores (measured as CPU seconds on one thread of a loaded machine: quick
-# ~4 s, full ~15 s); the samples come from PixelRNN.sample's default sampler (naive until the cached C++ sampler
-# lands: ~1 s per batch of tiny images).
+# ~4 s, full ~15 s); the samples come from PixelRNN.sample's default sampler (the cached C++ one).
 _TINY = dict(layer="diagonal", layers=1, hidden=8, output_hidden=16)
 DEMO_RUNS = {
     "quick": PixelDemoRun(_TINY, steps=15, batch_size=16, lr=3e-3, max_val=32, evals=1, samples=4),
