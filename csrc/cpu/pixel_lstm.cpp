@@ -17,6 +17,7 @@
 #include "fastgen/checks.h"
 #include "fastgen/cpu_features.h"
 #include "fastgen/isa_dispatch.h"
+#include "fastgen/pixel_lstm_checks.h"
 #include "fastgen/small_gemm.h"
 #include "pixel_lstm_kernels.h"
 
@@ -33,28 +34,17 @@ const PixelLstmKernels<T>& kernels() {
 
 // Checks w_ss against a pre-activation tensor of `sizes` [B, 4h, H, W] (named `name`: pre, or the
 // h of a backward, whose channel count is h). taps: the required kernel width (2 for the Diagonal
-// LSTM), 0 for "any odd width >= 3" (Row LSTM).
+// LSTM), 0 for "any odd width >= 3" (Row LSTM). The device-free checks: fastgen/pixel_lstm_checks.h.
 PixelLstmDims check_args(const char* op, const at::Tensor& t, const char* name, int64_t gates, const at::Tensor& w_ss,
                          int64_t taps, bool reverse) {
-  TORCH_CHECK(t.dim() == 4, op, ": ", name, " must be 4-D [B, ", gates == 4 ? "4h" : "h", ", H, W], got ", t.sizes());
-  TORCH_CHECK(w_ss.dim() == 3, op, ": w_ss must be 3-D [4h, h, k], got ", w_ss.sizes());
+  pixel_lstm::check_ranks(op, t, name, gates, w_ss);
   TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble, op, ": ", name,
               " must be float32 or float64 on the CPU, got ", t.scalar_type());
-  TORCH_CHECK(w_ss.scalar_type() == t.scalar_type(), op, ": w_ss dtype ", w_ss.scalar_type(), " differs from ", name,
-              " dtype ", t.scalar_type());
+  pixel_lstm::check_same_dtype(op, t, name, w_ss);
   TORCH_CHECK(t.device().is_cpu() && w_ss.device().is_cpu(), op, ": ", name, " and w_ss must be CPU tensors, got ",
               t.device(), " and ", w_ss.device());
-  const int64_t n = w_ss.size(1), k = w_ss.size(2);
-  TORCH_CHECK(n >= 1 && w_ss.size(0) == 4 * n, op, ": w_ss must be [4h, h, k] with h >= 1, got ", w_ss.sizes());
-  TORCH_CHECK(t.size(1) == gates * n, op, ": ", name, " has ", t.size(1), " channels but w_ss expects ", gates * n);
-  if (taps == 0) {
-    TORCH_CHECK(k >= 3 && k % 2 == 1, op, ": the state-to-state kernel width k must be odd and >= 3, got ", k);
-  } else {
-    TORCH_CHECK(k == taps, op, ": w_ss must be [4h, h, ", taps, "], got ", w_ss.sizes());
-  }
-  TORCH_CHECK(t.size(0) >= 1 && t.size(2) >= 1 && t.size(3) >= 1, op, ": ", name, " must be non-empty, got ",
-              t.sizes());
-  return PixelLstmDims{t.size(2), t.size(3), n, k, reverse};
+  const int64_t n = pixel_lstm::check_sizes(op, t, name, gates, w_ss, taps);
+  return PixelLstmDims{t.size(2), t.size(3), n, w_ss.size(2), reverse};
 }
 
 // [B, C, H, W] -> contiguous [B, H, W, C] (no copy when it already is channels-last)
@@ -115,10 +105,7 @@ Forward row_lstm(const at::Tensor& pre, const at::Tensor& w_in, const std::optio
   at::Tensor bias;
   if (bias_in.has_value() && bias_in->defined()) {
     bias = bias_in->contiguous();
-    TORCH_CHECK(bias.dim() == 1 && bias.size(0) == 4 * d.hidden, op, ": bias must be [4h] = [", 4 * d.hidden,
-                "], got ", bias.sizes());
-    TORCH_CHECK(bias.scalar_type() == pre.scalar_type() && bias.device().is_cpu(), op, ": bias must be a CPU ",
-                pre.scalar_type(), " tensor, got ", bias.scalar_type(), " on ", bias.device());
+    pixel_lstm::check_bias(op, bias, d.hidden, pre, "CPU");
   }
   const auto w = w_in.contiguous();
   return forward(d, pre, [&](auto zero, auto&& each_image) {
