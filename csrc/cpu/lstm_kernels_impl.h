@@ -60,8 +60,14 @@ static inline void for_each_block(int64_t D, const Body& body) {
   for (; j < D; ++j) body(j, std::integral_constant<bool, false>{});
 }
 
+// A specialisation, not std::conditional_t: a vector typedef as a template argument drops its
+// aligned attribute (-Wignored-attributes).
 template <typename T, bool kVector>
-using Elem = std::conditional_t<kVector, Vec<T>, T>;
+struct ElemOf { using type = T; };
+template <typename T>
+struct ElemOf<T, true> { using type = Vec<T>; };
+template <typename T, bool kVector>
+using Elem = typename ElemOf<T, kVector>::type;
 
 template <typename T, bool kVector>
 static inline Elem<T, kVector> load_elem(const T* p) {

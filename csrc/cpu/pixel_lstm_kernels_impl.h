@@ -1,7 +1,7 @@
 // Body of the CPU PixelRNN recurrences (pixel_lstm_kernels.h), included once per instruction set
-// after lstm_kernels_impl.h, whose per-element LSTM math (lstm_forward_element, lstm_backward_element,
-// for_each_block) it shares: kernels_avx2.cpp and kernels_generic.cpp with 32-byte vectors in the
-// step GEMMs, pixel_lstm_avx512.cpp with 64-byte ones (FASTGEN_PIXEL_LSTM_VECTOR_BYTES). Torch-free.
+// after lstm_kernels_impl.h, whose per-element LSTM math (lstm_forward_element, lstm_backward_element)
+// it shares: kernels_avx2.cpp and kernels_generic.cpp with 32-byte vectors in the step GEMMs and the
+// per-cell math, pixel_lstm_avx512.cpp with 64-byte ones (FASTGEN_PIXEL_LSTM_VECTOR_BYTES). Torch-free.
 //
 // Each step (a row, or a diagonal) is: gates of all its cells = pre (+ bias), then one or two small
 // GEMMs accumulate the state-to-state term with the cells as the GEMM's rows, read in place at a
@@ -9,6 +9,7 @@
 // operand), then the fused nonlinearities per cell. The backward walks the steps in reverse with the
 // transposed weights; the state-to-state weight gradient is left to the binding (one product).
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "fastgen/small_gemm.h"
@@ -85,19 +86,56 @@ static inline void step_gemm(int64_t M, int64_t K, int64_t P, const T* a, int64_
   if (p < P) columns(std::integral_constant<int, 1>{}, p);
 }
 
+// The per-cell math runs on vectors of the build's width (64 bytes in the AVX-512 build, whose
+// act_sigmoid / act_tanh overloads pixel_lstm_avx512.cpp declares), then 32-byte ones, then scalars;
+// double by scalars (the shared element math has no double vector form).
+constexpr int kCellBytes = FASTGEN_PIXEL_LSTM_VECTOR_BYTES;
+template <typename T, int Bytes>
+struct CellElemOf {  // a specialisation: a vector typedef as a template argument drops its attributes
+  using type = Wide<T, Bytes>;
+};
+template <typename T>
+struct CellElemOf<T, 0> {
+  using type = T;
+};
+template <typename T, int Bytes>
+using CellElem = typename CellElemOf<T, Bytes>::type;
+
+template <typename T, int Bytes>
+static inline CellElem<T, Bytes> cell_load(const T* p) {
+  if constexpr (Bytes == 0) return *p; else return wload<Bytes>(p);
+}
+template <typename T, int Bytes>
+static inline void cell_store(T* p, CellElem<T, Bytes> v) {
+  if constexpr (Bytes == 0) *p = v; else wstore<Bytes>(p, v);
+}
+
+// Calls body(j, width in bytes, 0 for a scalar) over the channels [0, n).
+template <typename T, typename Body>
+static inline void for_each_cell_block(int64_t n, const Body& body) {
+  int64_t j = 0;
+  if constexpr (std::is_same_v<T, float>) {
+    for (; j + kWideLanes<float, kCellBytes> <= n; j += kWideLanes<float, kCellBytes>)
+      body(j, std::integral_constant<int, kCellBytes>{});
+    if constexpr (kCellBytes > 32)
+      for (; j + kWideLanes<float, 32> <= n; j += kWideLanes<float, 32>) body(j, std::integral_constant<int, 32>{});
+  }
+  for (; j < n; ++j) body(j, std::integral_constant<int, 0>{});
+}
+
 // One cell forward: gates [4n] ordered o, f, i, g (pre-activations), c_prev [n] or null (zero state).
 template <typename T>
 static inline void cell_forward(int64_t n, const T* g, const T* c_prev, T* h, T* c, T* act) {
-  for_each_block<T>(n, [&](int64_t j, auto vector) {
-    constexpr bool kV = decltype(vector)::value;
-    using E = Elem<T, kV>;
+  for_each_cell_block<T>(n, [&](int64_t j, auto width) {
+    constexpr int B = decltype(width)::value;
+    using E = CellElem<T, B>;
     E hj, cn, a[5];
-    const E cp = c_prev != nullptr ? load_elem<T, kV>(c_prev + j) : E{};
-    lstm_forward_element<E>(load_elem<T, kV>(g + 2 * n + j), load_elem<T, kV>(g + n + j),
-                            load_elem<T, kV>(g + 3 * n + j), load_elem<T, kV>(g + j), cp, &hj, &cn, a);
-    store_elem<T, kV>(h + j, hj);
-    store_elem<T, kV>(c + j, cn);
-    for (int q = 0; q < 5; ++q) store_elem<T, kV>(act + q * n + j, a[q]);
+    const E cp = c_prev != nullptr ? cell_load<T, B>(c_prev + j) : E{};
+    lstm_forward_element<E>(cell_load<T, B>(g + 2 * n + j), cell_load<T, B>(g + n + j),
+                            cell_load<T, B>(g + 3 * n + j), cell_load<T, B>(g + j), cp, &hj, &cn, a);
+    cell_store<T, B>(h + j, hj);
+    cell_store<T, B>(c + j, cn);
+    for (int q = 0; q < 5; ++q) cell_store<T, B>(act + q * n + j, a[q]);
   });
 }
 
@@ -105,18 +143,18 @@ static inline void cell_forward(int64_t n, const T* g, const T* c_prev, T* h, T*
 // becomes the carry to its predecessor) -> the pre-activation gradient dg [4n] ordered o, f, i, g.
 template <typename T>
 static inline void cell_backward(int64_t n, const T* act, const T* c_prev, const T* gh, T* dc, T* dg) {
-  for_each_block<T>(n, [&](int64_t j, auto vector) {
-    constexpr bool kV = decltype(vector)::value;
-    using E = Elem<T, kV>;
+  for_each_cell_block<T>(n, [&](int64_t j, auto width) {
+    constexpr int B = decltype(width)::value;
+    using E = CellElem<T, B>;
     E a[5], d[4], carry;
-    for (int q = 0; q < 5; ++q) a[q] = load_elem<T, kV>(act + q * n + j);
-    const E cp = c_prev != nullptr ? load_elem<T, kV>(c_prev + j) : E{};
-    lstm_backward_element<E>(a, cp, load_elem<T, kV>(gh + j), load_elem<T, kV>(dc + j), d, &carry);
-    store_elem<T, kV>(dg + j, d[3]);
-    store_elem<T, kV>(dg + n + j, d[1]);
-    store_elem<T, kV>(dg + 2 * n + j, d[0]);
-    store_elem<T, kV>(dg + 3 * n + j, d[2]);
-    store_elem<T, kV>(dc + j, carry);
+    for (int q = 0; q < 5; ++q) a[q] = cell_load<T, B>(act + q * n + j);
+    const E cp = c_prev != nullptr ? cell_load<T, B>(c_prev + j) : E{};
+    lstm_backward_element<E>(a, cp, cell_load<T, B>(gh + j), cell_load<T, B>(dc + j), d, &carry);
+    cell_store<T, B>(dg + j, d[3]);
+    cell_store<T, B>(dg + n + j, d[1]);
+    cell_store<T, B>(dg + 2 * n + j, d[0]);
+    cell_store<T, B>(dg + 3 * n + j, d[2]);
+    cell_store<T, B>(dc + j, carry);
   });
 }
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "fastgen/isa_dispatch.h"
+#include "fastgen/sampler_checks.h"
 #include "pixelcnn_sampler_kernels.h"
 
 namespace fastgen {
@@ -26,10 +27,7 @@ constexpr const char* kOp = "pixelcnn_sample";
 const SamplerKernels& kernels() { return isa_table<&avx2::sampler_kernels, &generic::sampler_kernels>(); }
 
 void check_float(const at::Tensor& t, const std::string& name, at::IntArrayRef shape) {
-  TORCH_CHECK(t.device().is_cpu(), kOp, ": the CPU kernel needs CPU tensors, got ", name, " on ", t.device());
-  TORCH_CHECK(t.scalar_type() == at::kFloat, kOp, ": ", name, " must be float32, got ", t.scalar_type());
-  TORCH_CHECK(t.sizes() == shape, kOp, ": ", name, " must have shape ", shape, ", got ", t.sizes());
-  TORCH_CHECK(t.is_contiguous(), kOp, ": ", name, " must be contiguous");
+  check_sampler_float(kOp, t, name, shape);
 }
 
 // Reads the weights list in order, checking each against the shape the chain of layers implies.
@@ -84,18 +82,8 @@ at::Tensor pixelcnn_sample(at::TensorList caches, at::Tensor& levels, at::Tensor
               "(Gated PixelCNN), got ", kind);
   TORCH_CHECK(H >= 1 && W >= 1 && (C == 1 || C == 3) && (K == 1 || K == 256) && L >= 1, kOp,
               ": dims H, W, C, K, L = ", H, ", ", W, ", ", C, ", ", K, ", ", L, " are not a PixelCNN's");
-  TORCH_CHECK(levels.device().is_cpu(), kOp, ": the CPU kernel needs CPU tensors, got levels on ", levels.device());
-  TORCH_CHECK(levels.scalar_type() == at::kLong && levels.dim() == 4 && levels.size(1) == C && levels.size(2) == H &&
-                  levels.size(3) == W && levels.is_contiguous(),
-              kOp, ": levels must be a contiguous int64 [n, ", C, ", ", H, ", ", W, "] tensor, got ",
-              levels.scalar_type(), " ", levels.sizes());
-  const int64_t n = levels.size(0);
-  TORCH_CHECK(position.device().is_cpu() && position.scalar_type() == at::kLong && position.numel() == 1, kOp,
-              ": position must be a CPU int64 tensor of one element, got ", position.scalar_type(), " ",
-              position.sizes());
-  const int64_t start = position.item<int64_t>();
-  TORCH_CHECK(pixels >= 0 && start >= 0 && start + pixels <= H * W, kOp, ": pixels ", start, " .. ", start + pixels,
-              " do not lie in the image's ", H * W);
+  const SamplerChunk chunk = check_sampler_chunk(kOp, levels, position, pixels, C, H, W);
+  const int64_t n = chunk.n, start = chunk.start;
 
   // weights, each checked against the chain of widths
   const int64_t G = C, Cimg = 8 * C;
@@ -174,20 +162,8 @@ at::Tensor pixelcnn_sample(at::TensorList caches, at::Tensor& levels, at::Tensor
     check_float(*cond, "cond", {n, L, cond_width});
     cond_ptr = cond->const_data_ptr<float>();
   }
-  at::Tensor logits;
   const float* u = nullptr;
-  if (uniforms.has_value()) {
-    check_float(*uniforms, "uniforms", {n, C, pixels});
-    u = uniforms->const_data_ptr<float>();
-    logits = at::empty({n, 0, C, K}, uniforms->options());
-  } else {  // teacher forcing: the given levels must be levels
-    if (n > 0 && pixels > 0) {
-      const at::Tensor seen = levels.flatten(2).narrow(2, start, pixels);
-      TORCH_CHECK(seen.min().item<int64_t>() >= 0 && seen.max().item<int64_t>() < table.size(0), kOp,
-                  ": teacher-forced levels must lie in [0, ", table.size(0), ")");
-    }
-    logits = at::empty({n, pixels, C, K}, levels.options().dtype(at::kFloat));
-  }
+  at::Tensor logits = sampler_logits(kOp, levels, uniforms, chunk, pixels, C, K, table.size(0), &u);
 
   const SamplerPlan plan{kind, H, W, C, K, L, table.const_data_ptr<float>(), conv_a.data(), conv_b.data(),
                          dense_a.data(), dense_b.data(), head1, head2};

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "fastgen/isa_dispatch.h"
+#include "fastgen/sampler_checks.h"
 #include "pixelrnn_sampler_kernels.h"
 
 namespace fastgen {
@@ -31,10 +32,7 @@ const RnnSamplerKernels& kernels() {
 }
 
 void check_float(const at::Tensor& t, const std::string& name, at::IntArrayRef shape) {
-  TORCH_CHECK(t.device().is_cpu(), kOp, ": the CPU kernel needs CPU tensors, got ", name, " on ", t.device());
-  TORCH_CHECK(t.scalar_type() == at::kFloat, kOp, ": ", name, " must be float32, got ", t.scalar_type());
-  TORCH_CHECK(t.sizes() == shape, kOp, ": ", name, " must have shape ", shape, ", got ", t.sizes());
-  TORCH_CHECK(t.is_contiguous(), kOp, ": ", name, " must be contiguous");
+  check_sampler_float(kOp, t, name, shape);
 }
 
 // Reads the weights list in order, checking each against the shape the plan's widths imply.
@@ -86,18 +84,8 @@ at::Tensor pixelrnn_sample(at::TensorList caches, at::Tensor& levels, at::Tensor
               kOp, ": dims taps, in kw, in centre = ", taps, ", ", in_kw, ", ", in_centre, " do not fit the ",
               kind == kRowLstmKind ? "Row LSTM (k odd >= 3, a 1 x k mask-B input-to-state)"
                                    : "Diagonal BiLSTM (2 state taps, a 1x1 input-to-state)");
-  TORCH_CHECK(levels.device().is_cpu(), kOp, ": the CPU kernel needs CPU tensors, got levels on ", levels.device());
-  TORCH_CHECK(levels.scalar_type() == at::kLong && levels.dim() == 4 && levels.size(1) == C && levels.size(2) == H &&
-                  levels.size(3) == W && levels.is_contiguous(),
-              kOp, ": levels must be a contiguous int64 [n, ", C, ", ", H, ", ", W, "] tensor, got ",
-              levels.scalar_type(), " ", levels.sizes());
-  const int64_t n = levels.size(0);
-  TORCH_CHECK(position.device().is_cpu() && position.scalar_type() == at::kLong && position.numel() == 1, kOp,
-              ": position must be a CPU int64 tensor of one element, got ", position.scalar_type(), " ",
-              position.sizes());
-  const int64_t start = position.item<int64_t>();
-  TORCH_CHECK(pixels >= 0 && start >= 0 && start + pixels <= H * W, kOp, ": pixels ", start, " .. ", start + pixels,
-              " do not lie in the image's ", H * W);
+  const SamplerChunk chunk = check_sampler_chunk(kOp, levels, position, pixels, C, H, W);
+  const int64_t n = chunk.n, start = chunk.start;
 
   // weights, each checked against the widths of the plan
   const int64_t G = C, Cimg = 8 * C;
@@ -153,20 +141,8 @@ at::Tensor pixelrnn_sample(at::TensorList caches, at::Tensor& levels, at::Tensor
   }
   TORCH_CHECK(rings.size() == caches.size(), kOp, ": caches has ", caches.size(), " tensors, expected ", rings.size());
 
-  at::Tensor logits;
   const float* u = nullptr;
-  if (uniforms.has_value()) {
-    check_float(*uniforms, "uniforms", {n, C, pixels});
-    u = uniforms->const_data_ptr<float>();
-    logits = at::empty({n, 0, C, K}, uniforms->options());
-  } else {  // teacher forcing: the given levels must be levels
-    if (n > 0 && pixels > 0) {
-      const at::Tensor seen = levels.flatten(2).narrow(2, start, pixels);
-      TORCH_CHECK(seen.min().item<int64_t>() >= 0 && seen.max().item<int64_t>() < (K == 1 ? 2 : 256), kOp,
-                  ": teacher-forced levels must lie in [0, ", K == 1 ? 2 : 256, ")");
-    }
-    logits = at::empty({n, pixels, C, K}, levels.options().dtype(at::kFloat));
-  }
+  at::Tensor logits = sampler_logits(kOp, levels, uniforms, chunk, pixels, C, K, K == 1 ? 2 : 256, &u);
 
   const RnnSamplerPlan plan{kind, H, W, C, K, L, Y, Hd, taps, table, first, layers.data(), head1, head2};
   const int64_t HW = H * W;

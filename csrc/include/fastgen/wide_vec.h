@@ -65,5 +65,22 @@ static inline Wide<float, Bytes> wexp_nonpositive(Wide<float, Bytes> x) {
   return underflow ? F{} : p * scale;
 }
 
+// Float sigmoid and tanh of any width from exp(-|x|), which never overflows: lane by lane the same
+// arithmetic as small_gemm.h's 32-byte vsigmoid / vtanh.
+template <int Bytes>
+static inline Wide<float, Bytes> wsigmoid(Wide<float, Bytes> x) {
+  const Wide<float, Bytes> ax = x < 0.0f ? -x : x;
+  const Wide<float, Bytes> e = wexp_nonpositive<Bytes>(-ax);
+  const Wide<float, Bytes> inv = 1.0f / (1.0f + e);
+  return x >= 0.0f ? inv : e * inv;
+}
+template <int Bytes>
+static inline Wide<float, Bytes> wtanh(Wide<float, Bytes> x) {
+  const Wide<float, Bytes> ax = x < 0.0f ? -x : x;
+  const Wide<float, Bytes> e = wexp_nonpositive<Bytes>(-2.0f * ax);
+  const Wide<float, Bytes> t = (1.0f - e) / (1.0f + e);
+  return x < 0.0f ? -t : t;
+}
+
 }  // namespace cpu
 }  // namespace fastgen
