@@ -16,13 +16,12 @@ pixel also reads every weight once, at the read bandwidth measured for a working
 """
 from __future__ import annotations
 
-import datetime as _dt
-import time
 from dataclasses import dataclass
 
 import torch
 
-from fastgen.benchmarking.timing import TimingConfig, machine_line, measure_floors, threads, time_call
+from fastgen.benchmarking.pixel_sampling_table import packing_seconds, sampling_markdown
+from fastgen.benchmarking.timing import TimingConfig, measure_floors, threads, time_call
 from fastgen.models import GatedPixelCNN, PixelCNN
 from fastgen.models.pixelcnn import fast_sampling, sampling
 from fastgen.models.pixelcnn.gated import GatedPixelCNNConfig
@@ -88,9 +87,7 @@ def sampling_results(quick: bool = False, settings=SETTINGS, paths=PATHS,
             model, cfg = models[s.name], s.config
             pixels, subpixels = cfg.height * cfg.width, cfg.channels * cfg.height * cfg.width
             macs = live_weights(model)
-            t0 = time.perf_counter()
-            build_plan(model)
-            plan_s = time.perf_counter() - t0
+            plan_s = packing_seconds(build_plan, model)
             floor = pixels * floors.weight_stream_seconds(2 * macs * s.batch, 4 * macs, 1)
             for path in paths:
                 gen = torch.Generator().manual_seed(0)
@@ -110,32 +107,23 @@ def sampling_results(quick: bool = False, settings=SETTINGS, paths=PATHS,
 
 
 def format_sampling_markdown(rows: list[dict], floors) -> str:
-    lines = [
-        "# PixelCNN sampling benchmark (1 thread)",
-        "",
-        f"- Machine: {machine_line()}",
-        f"- Floors: {floors.describe()}",
-        f"- Date: {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
+    notes = [
         "- s/batch = seconds to sample the whole batch of images; speedup vs naive in the same run;",
         "  naive* = one sub-pixel's forward + draw timed (median) and multiplied by C x H x W (its cost does not",
         "  depend on the position); % of floor = floor / measured (floor: live weights x 2 FLOPs per pixel at the",
         "  measured matmul rate, or at batch 1 the weights read once per pixel, whichever is slower).",
-        "",
-        "| setting | batch | path | s/batch | images/s | speedup vs naive | GFLOP/batch | weights MB | % of floor |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
+    columns = ["setting", "batch", "path", "s/batch", "images/s", "speedup vs naive", "GFLOP/batch", "weights MB",
+               "% of floor"]
     naive = {(r["setting"], r["batch"]): r["seconds"] for r in rows if r["path"] == "naive"}
-    for r in rows:
+
+    def cells(r: dict) -> list[str]:
         base = naive.get((r["setting"], r["batch"]))
-        speedup = f"{base / r['seconds']:,.0f}×" if base else ""
-        path = r["path"] + ("*" if r["extrapolated"] else "")
-        lines.append(f"| {r['setting']} | {r['batch']} | {path} | {r['seconds']:,.3f} | "
-                     f"{r['batch'] / r['seconds']:,.2f} | {speedup} | {r['gflop']:.2f} | {r['weight_mb']:.2f} | "
-                     f"{100 * r['floor_seconds'] / r['seconds']:.1f}% |")
-    plans = {r["setting"]: r["plan_seconds"] for r in rows}
-    lines += ["", "Packing the weights into the fastgen plan (once per set of weights, not in the times above): "
-              + "; ".join(f"{name}: {1e3 * s:.0f} ms" for name, s in plans.items()) + "."]
-    return "\n".join(lines) + "\n"
+        return [r["setting"], str(r["batch"]), r["path"] + ("*" if r["extrapolated"] else ""), f"{r['seconds']:,.3f}",
+                f"{r['batch'] / r['seconds']:,.2f}", f"{base / r['seconds']:,.0f}×" if base else "",
+                f"{r['gflop']:.2f}", f"{r['weight_mb']:.2f}", f"{100 * r['floor_seconds'] / r['seconds']:.1f}%"]
+
+    return sampling_markdown("PixelCNN sampling benchmark (1 thread)", floors, notes, columns, rows, cells)
 
 
 def run_sampling_benchmark(quick: bool = False, log=lambda message: None) -> str:

@@ -17,13 +17,11 @@ every weight once, at the read bandwidth measured for a working set of that size
 """
 from __future__ import annotations
 
-import datetime as _dt
-import time
-
 import torch
 
+from fastgen.benchmarking.pixel_sampling_table import packing_seconds, sampling_markdown
 from fastgen.benchmarking.pixelcnn_sampling import _naive_subpixel, _timed, live_weights
-from fastgen.benchmarking.timing import machine_line, measure_floors, threads
+from fastgen.benchmarking.timing import measure_floors, threads
 from fastgen.models import PixelRNN, PixelRNNConfig
 from fastgen.models.pixelrnn import fast_sampling
 from fastgen.models.pixelrnn.plan import build_plan
@@ -53,9 +51,7 @@ def sampling_results(quick: bool = False, whole_naive: bool = False, settings=SE
             model = models[name]
             pixels, subpixels = cfg.height * cfg.width, cfg.channels * cfg.height * cfg.width
             macs = macs_per_pixel(model)
-            t0 = time.perf_counter()
-            build_plan(model)
-            plan_s = time.perf_counter() - t0
+            plan_s = packing_seconds(build_plan, model)
             floor = pixels * floors.weight_stream_seconds(2 * macs, 4 * macs, 1)
             u = torch.rand(1, cfg.channels, cfg.height, cfg.width, generator=torch.Generator().manual_seed(0))
             timed = {"naive*": _timed(_naive_subpixel(model, 1), quick, slow=False).median * subpixels}
@@ -70,30 +66,22 @@ def sampling_results(quick: bool = False, whole_naive: bool = False, settings=SE
 
 
 def format_sampling_markdown(rows: list[dict], floors) -> str:
-    lines = [
-        "# PixelRNN sampling benchmark (batch 1, 1 thread)",
-        "",
-        f"- Machine: {machine_line()}",
-        f"- Floors: {floors.describe()}",
-        f"- Date: {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
+    notes = [
         "- s/image = seconds to sample one image; speedup vs naive* (the extrapolated naive) in the same run;",
         "  naive* = one sub-pixel's full forward + draw timed (median) and multiplied by C x H x W (its cost does not",
         "  depend on the position); naive = one whole naive image timed, where run; % of floor = floor / measured",
         "  (floor: live conv + state-to-state weights x 2 FLOPs per pixel at the measured matmul rate, or the weights",
         "  read once per pixel, whichever is slower).",
-        "",
-        "| setting | path | s/image | images/s | speedup vs naive* | GFLOP/image | weights MB | % of floor |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
+    columns = ["setting", "path", "s/image", "images/s", "speedup vs naive*", "GFLOP/image", "weights MB", "% of floor"]
     naive = {r["setting"]: r["seconds"] for r in rows if r["path"] == "naive*"}
-    for r in rows:
-        lines.append(f"| {r['setting']} | {r['path']} | {r['seconds']:,.4f} | {1 / r['seconds']:,.2f} | "
-                     f"{naive[r['setting']] / r['seconds']:,.0f}× | {r['gflop']:.3f} | {r['weight_mb']:.3f} | "
-                     f"{100 * r['floor_seconds'] / r['seconds']:.1f}% |")
-    plans = {r["setting"]: r["plan_seconds"] for r in rows}
-    lines += ["", "Packing the weights into the fastgen plan (once per set of weights, not in the times above): "
-              + "; ".join(f"{name}: {1e3 * s:.0f} ms" for name, s in plans.items()) + "."]
-    return "\n".join(lines) + "\n"
+
+    def cells(r: dict) -> list[str]:
+        return [r["setting"], r["path"], f"{r['seconds']:,.4f}", f"{1 / r['seconds']:,.2f}",
+                f"{naive[r['setting']] / r['seconds']:,.0f}×", f"{r['gflop']:.3f}", f"{r['weight_mb']:.3f}",
+                f"{100 * r['floor_seconds'] / r['seconds']:.1f}%"]
+
+    return sampling_markdown("PixelRNN sampling benchmark (batch 1, 1 thread)", floors, notes, columns, rows, cells)
 
 
 def run_sampling_benchmark(quick: bool = False, whole_naive: bool = False, log=lambda message: None) -> str:

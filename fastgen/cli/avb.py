@@ -134,6 +134,22 @@ def _add_eval_arguments(m: argparse.ArgumentParser) -> None:
     m.add_argument("--ais-chains", type=positive_int, default=16, help="chains per row (default %(default)s)")
     m.add_argument("--leapfrog", type=positive_int, default=10, help="leapfrog steps per HMC move (default %(default)s)")
     m.add_argument("--seed", type=non_negative_int, default=0, help="evaluation seed (default %(default)s)")
+    m.add_argument("--paired-with", action="append", default=[], metavar="EVAL_JSON",
+                   help="another run's eval.json on the same images: print the per-image differences' mean with a "
+                        "95%% interval (repeatable)")
+
+
+def _paired(result: dict, paths: list, rec) -> dict:
+    """{other variant or path: {metric: paired difference}} against each --paired-with report."""
+    out = {}
+    for path in paths:
+        try:
+            other = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as e:
+            raise CLIError(f"--paired-with {path}: cannot read an evaluation JSON ({e})") from None
+        with user_errors():
+            out[other.get("variant", str(path))] = rec.compare_reports(result, other)
+    return out
 
 
 def _add_sample_arguments(m: argparse.ArgumentParser) -> None:
@@ -173,13 +189,19 @@ class AVBFamily(Family):
             model, run, ckpt = rec.load_run(args.checkpoint)
             result = rec.evaluate_run(model, run, args.split, args.max_rows, args.ais_steps, args.ais_chains,
                                       args.leapfrog, seed=args.seed, progress=sys.stderr.isatty())
+        paired = _paired(result, args.paired_with, rec)
         out = Path(args.out) if args.out else ckpt.directory.parent / "eval.json"
-        write_text(out, json.dumps({**result, "variant": run["variant"], "checkpoint_step": ckpt.step}, indent=1))
+        write_text(out, json.dumps({**result, "variant": run["variant"], "checkpoint_step": ckpt.step,
+                                    **({"paired": paired} if paired else {})}, indent=1))
         print(f"{run['variant']} at step {ckpt.step}, {result['n']} {args.split} rows of {result['data']}:")
         print(f"  ELBO estimate {result['elbo']:.3f} ± {result['elbo_sem']:.3f}, AIS log p(x) {result['ais']:.3f} ± "
               f"{result['ais_sem']:.3f} nats (s.e.; AIS acceptance {result['ais_acceptance']:.2f})")
         if "toy" in result:
             print("  toy bounds: " + ", ".join(f"{k} {v:.3f}" for k, v in result["toy"].items()))
+        for other, metrics in paired.items():
+            print(f"  paired with {other} on the same {result['n']} rows (mean of {run['variant']} - {other}, "
+                  "95% t-interval): " + ", ".join(f"{m} {d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] "
+                                                  f"(higher on {d['first_higher']:.0%})" for m, d in metrics.items()))
         print(f"written to {out}")
         return 0
 

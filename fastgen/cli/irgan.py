@@ -5,78 +5,144 @@ The demo part is in :mod:`fastgen.cli.irgan_demo`."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
 from fastgen.cli.args import (CLIError, JSON_SUFFIXES, add_threads_flag, check_out_file, check_out_folder, flag,
                               non_negative_int, optional_path, positive_float, positive_int, set_threads,
                               user_errors, write_text)
+from fastgen.cli.training import training_processes
 from fastgen.recipes.family import DemoBudget, Family
+from fastgen.recipes.runs import check_resume_flags, differing_flags
 
-_INT_FLAGS = {"dim": "embedding size", "pre_epochs": "DNS pretraining epochs (and the BPR baseline's)",
-              "rounds": "IRGAN rounds", "d_epochs": "discriminator passes per round",
-              "d_refresh": "passes between redraws of D's negatives", "g_epochs": "generator passes per round",
-              "pre_batch": "pretraining pairs per step", "batch_size": "D pairs per step", "g_users": "users per G step", "candidates": "DNS negatives"}
-_FLOAT_FLAGS = {"d_lr": "discriminator Adam lr", "g_lr": "generator lr (Adam, or SGD with --g-optimizer sgd)", "pre_lr": "pretraining Adam lr"}
+# The schedule flags: dest -> (type, help, task). Task None: both tasks (each its own default); "items" or
+# "web": that task's only (the other refuses it by name). All default to None, so that --resume can
+# tell a flag given from one left alone.
+_SCHEDULE = {
+    "dim": (positive_int, "embedding size", "items"),
+    "hidden": (positive_int, "hidden units of the MLP scorers", "web"),
+    "pre_epochs": (positive_int, "pretraining epochs (items: DNS and the BPR baseline; web: full-batch steps)", None),
+    "pre_batch": (positive_int, "pretraining pairs per step", "items"),
+    "pre_lr": (positive_float, "pretraining Adam lr", None),
+    "candidates": (positive_int, "DNS negatives", "items"),
+    "rounds": (positive_int, "IRGAN rounds (with --resume: the run's, or more)", None),
+    "d_epochs": (positive_int, "discriminator passes per round", None),
+    "d_refresh": (positive_int, "passes between redraws of D's negatives", None),
+    "g_epochs": (positive_int, "generator passes per round", None),
+    "batch_size": (positive_int, "D pairs per step", None),
+    "g_users": (positive_int, "users per G step", "items"),
+    "g_queries": (positive_int, "queries per G step", "web"),
+    "d_lr": (positive_float, "discriminator Adam lr", None),
+    "g_lr": (positive_float, "generator lr (items: Adam, or SGD with --g-optimizer sgd; web: Adam)", None),
+    "micro_batches": (positive_int, "slices of each process's share of a batch, their gradients accumulated (one "
+                                    "process with K computes what `torchrun --nproc_per_node K` does)", "web"),
+}
+_CHOICES = {"reward": (("code", "paper"), "code: 2(sigmoid(f) - 0.5), the authors' code; paper: log(1 + exp(f)), "
+                                          "the paper's", None),
+            "estimator": (("sampled", "exact"), "sampled: REINFORCE with importance sampling; exact: differentiate "
+                                                "the expected reward over all items", "items"),
+            "g_optimizer": (("adam", "sgd"), "the generator's optimizer", "items")}
+_ITEMS_ONLY = ("split", "no_baseline", "no_baselines")  # item flags that are no schedule setting of the web task
+TASKS = ("items", "web")
+COMMAND = "fastgen train irgan"
+
+
+def _default(task: str, name: str):
+    from fastgen.recipes.irgan import Settings
+    from fastgen.recipes.irgan.web import WebSettings
+    return getattr(Settings() if task == "items" else WebSettings(), name)
+
+
+def _default_text(name: str, task) -> str:
+    if task is not None:
+        return f"default {_default(task, name)}"
+    return f"default: items {_default('items', name)}, web {_default('web', name)}"
+
+
+def _only(task) -> str:
+    return "" if task is None else f"; --task {task} only"
 
 
 def _add_train_arguments(m: argparse.ArgumentParser) -> None:
-    from fastgen.recipes.irgan import Settings
     from fastgen.recipes.irgan.data import SPLITS
-    d = Settings()
     m.add_argument("--out", required=True, metavar="DIR", help="run folder (created)")
-    m.add_argument("--task", choices=("items", "web"), default="items",
+    m.add_argument("--task", choices=TASKS, default="items",
                    help="items (default): MovieLens-100k recommendation; web: LETOR web search with MLP scorers "
-                        "(--data a LETOR file, a fold folder or 'synthetic', needed unless --resume; its own "
-                        "schedule, the flags below apply to items only)")
-    m.add_argument("--split", choices=SPLITS, default="u1",
+                        "(--data a LETOR file, a fold folder or 'synthetic', needed unless --resume)")
+    m.add_argument("--split", choices=SPLITS,
                    help="u1 (default): the official split, rebuilt as mku.sh does; random: 20%% of each "
-                        "user's ratings as test, seeded")
+                        "user's ratings as test, seeded; --task items only")
     m.add_argument("--data", metavar="PATH", help="items: a u.data file or a folder with u.data (and "
                                                   "u1.base/u1.test) (default: the copy in the recbole wheel); "
                                                   "web: a LETOR 4.0 file, a fold folder or 'synthetic' "
                                                   "(MQ2008 is not offline)")
-    m.add_argument("--seed", type=non_negative_int, default=0, help="seed (default %(default)s)")
-    g = m.add_argument_group("schedule and model (defaults: the authors' schedule)")
-    for name, text in _INT_FLAGS.items():
-        g.add_argument(flag(name), dest=name, type=positive_int, default=getattr(d, name), metavar="N",
-                       help=f"{text} (default {getattr(d, name)})")
-    for name, text in _FLOAT_FLAGS.items():
-        g.add_argument(flag(name), dest=name, type=positive_float, default=getattr(d, name),
-                       help=f"{text} (default {getattr(d, name)})")
-    g.add_argument("--reward", choices=("code", "paper"), default=d.reward,
-                   help="code (default): 2(sigmoid(f) - 0.5), the authors' code; paper: log(1 + exp(f))")
-    g.add_argument("--no-baseline", action="store_true", help="REINFORCE without the per-user mean baseline")
-    g.add_argument("--estimator", choices=("sampled", "exact"), default=d.estimator,
-                   help="sampled (default): REINFORCE with importance sampling; exact: differentiate the "
-                        "expected reward over all items")
-    g.add_argument("--g-optimizer", choices=("adam", "sgd"), default=d.g_optimizer,
-                   help=f"the generator's optimizer (default {d.g_optimizer})")
-    m.add_argument("--no-baselines", action="store_true", help="skip the BPR-MF baseline")
+    m.add_argument("--seed", type=non_negative_int, help="seed (default 0)")
+    g = m.add_argument_group("schedule and model (defaults: items the authors' schedule, web ours; with --resume: "
+                             "the run's, which a flag given must equal, except a larger --rounds)")
+    for name, (kind, text, task) in _SCHEDULE.items():
+        g.add_argument(flag(name), dest=name, type=kind, metavar="N" if kind is positive_int else "LR",
+                       help=f"{text} ({_default_text(name, task)}{_only(task)})")
+    for name, (choices, text, task) in _CHOICES.items():
+        g.add_argument(flag(name), dest=name, choices=choices,
+                       help=f"{text} ({_default_text(name, task)}{_only(task)})")
+    g.add_argument("--no-baseline", action="store_true", default=None,
+                   help="REINFORCE without the per-user mean baseline; --task items only")
+    m.add_argument("--no-baselines", action="store_true", default=None,
+                   help="skip the BPR-MF baseline; --task items only")
     m.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
     add_threads_flag(m)
 
 
-def _settings(args: argparse.Namespace):
-    from fastgen.recipes.irgan import Settings
-    values = {name: getattr(args, name) for name in (*_INT_FLAGS, *_FLOAT_FLAGS)}
-    try:
-        return Settings(**values, reward=args.reward, baseline=not args.no_baseline, estimator=args.estimator,
-                        g_optimizer=args.g_optimizer, seed=args.seed)
-    except ValueError as e:
-        raise CLIError(str(e)) from None
+def _given_settings(args: argparse.Namespace) -> dict:
+    """The settings the flags given set for ``args.task`` (CLIError naming any flag of the other task)."""
+    tasks = {**{n: t for n, (_, _, t) in {**_SCHEDULE, **_CHOICES}.items()}, **dict.fromkeys(_ITEMS_ONLY, "items")}
+    wrong = [flag(n) for n, task in tasks.items() if task not in (None, args.task) and getattr(args, n) is not None]
+    if wrong:
+        other = next(t for t in TASKS if t != args.task)
+        raise CLIError(f"{', '.join(wrong)}: --task {other} only, not --task {args.task}")
+    given = {n: getattr(args, n) for n, task in tasks.items() if task in (None, args.task) and n not in _ITEMS_ONLY}
+    if args.task == "items":
+        given["baseline"] = None if args.no_baseline is None else False
+    return {**{n: v for n, v in given.items() if v is not None}, "seed": args.seed}
+
+
+def _settings(make, task: str, args: argparse.Namespace, out: Path):
+    """(settings, stored run description or None): a new run's from the flags given over the defaults;
+    a resumed run's from the run's, which the flags given must equal (a larger --rounds may differ)."""
+    from fastgen.recipes.irgan.folders import check_irgan_folder, resumed_settings, stored_description
+    given = _given_settings(args)
+    if not args.resume:
+        return make(**{k: v for k, v in given.items() if v is not None}), None
+    check_irgan_folder(out, True, task)
+    run = stored_description(out, task, COMMAND)
+    try:  # a description written before a setting existed holds that setting's default
+        stored = dataclasses.asdict(make(**run["settings"]))
+    except (TypeError, ValueError) as e:
+        raise CLIError(f"{out}: the run's stored settings are not valid here: {e}") from None
+    return resumed_settings(make, given, stored, out), run
 
 
 def train(args: argparse.Namespace) -> int:
-    from fastgen.recipes.irgan import DataSpec, train_run
-    set_threads(args)
-    out = Path(args.out)
-    check_out_folder(out)
-    if args.task == "web":
-        return _train_web(args, out)
-    with user_errors():
-        times = train_run(_settings(args), DataSpec(args.split, args.data, args.seed), out, resume=args.resume,
-                          baselines=not args.no_baselines)
+    with training_processes():  # under torchrun: data parallel, process 0 alone prints
+        set_threads(args)
+        out = Path(args.out)
+        check_out_folder(out)
+        with user_errors():
+            return _train_web(args, out) if args.task == "web" else _train_items(args, out)
+
+
+def _train_items(args: argparse.Namespace, out: Path) -> int:
+    from fastgen.recipes.irgan import DataSpec, Settings, train_run
+    settings, run = _settings(Settings, "items", args, out)
+    if run is None:
+        spec = DataSpec(args.split or "u1", args.data, settings.seed)
+    else:
+        data = run["data"]
+        check_resume_flags(out, differing_flags({"split": args.split, "data": args.data},
+                                                {"split": data["split"], "data": data["path"]}), "--rounds")
+        spec = DataSpec(data["split"], data["path"], settings.seed)
+    times = train_run(settings, spec, out, resume=args.resume, baselines=not args.no_baselines)
     print(" ".join(f"{name} {seconds:.1f} s" for name, seconds in times.items()))
     print(f"run folder: {out}; `fastgen eval irgan --checkpoint {out}` reads the test split once")
     return 0
@@ -84,8 +150,8 @@ def train(args: argparse.Namespace) -> int:
 
 def _train_web(args: argparse.Namespace, out: Path) -> int:
     from fastgen.recipes.irgan.web import WebSettings, train_web
-    with user_errors():
-        train_web(WebSettings(seed=args.seed), args.data, out, resume=args.resume)
+    settings, _ = _settings(WebSettings, "web", args, out)
+    train_web(settings, args.data, out, resume=args.resume)
     print(f"run folder: {out}; `fastgen eval irgan --task web --checkpoint {out}` reads the test queries once")
     return 0
 

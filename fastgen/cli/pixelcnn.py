@@ -69,6 +69,10 @@ def _resume_conflicts(args: argparse.Namespace, kind, run: dict, stored_train: d
                                 data)
     problems += differing_flags({name: getattr(args, name) for name in _TRAIN_SETTINGS}, stored_train)
     problems += differing_flags({"max_val": args.max_val}, run["eval"])
+    conditional = bool(run["model"].get("classes"))
+    if getattr(args, "classes", None) is not None and args.classes != conditional:
+        problems.append(f"--{'' if args.classes else 'no-'}classes (the run is "
+                        f"{'' if conditional else 'not '}class-conditional)")
     return problems
 
 
@@ -85,7 +89,8 @@ def _resumed_settings(args: argparse.Namespace, kind):
 
 def _train_settings(args: argparse.Namespace, kind):
     """(model config or overrides, DataSpec, TrainConfig, max_val) for a new run or, with --resume,
-    the run in --out as it was started."""
+    the run in --out as it was started (a resumed config keeps its classes; a new run's come from
+    --classes, see PixelFamily.train)."""
     from fastgen.train import TrainConfig
     if args.resume:
         return _resumed_settings(args, kind)
@@ -135,6 +140,11 @@ def _add_train_arguments(m: argparse.ArgumentParser, kind, size_flags: SizeFlags
                              binarize_help="binary sources' protocol (default dynamic: a fresh Bernoulli sample of "
                                            "every training image each epoch; validation and test images are "
                                            "binarised once)")
+    if rec.model_kind(kind).conditional:
+        m.add_argument("--classes", action=argparse.BooleanOptionalAction,
+                       help="condition on the data's class labels (a learned embedding of the label added to every "
+                            f"gate): {', '.join(rec.data.LABELLED_SOURCES)} have {rec.data.CLASSES} classes, "
+                            "image-folder none; stored in the run, eval and sample use it (default: unconditional)")
     binary, colour = rec.config_class(kind).mnist(), rec.config_class(kind)()
     g = m.add_argument_group("model size (defaults: binary data / 256 levels)")
     for name in rec.size_fields(kind):
@@ -177,20 +187,26 @@ def evaluate(args: argparse.Namespace, kind, title: str) -> int:
     print(f"{title} at step {ckpt.step}: {split} NLL {rec.nll_text(result)} ({other})")
     print(f"  {result['n']:,} {split} images: {result['description']}")
     print(f"  protocol: {result['protocol']}")
-    print("  exact -log p(x) under the model (no bound); standard error over the images")
+    given_label = " given each image's class label" if result.get("conditional") else ""
+    print(f"  exact -log p(x{' | label' if given_label else ''}) under the model (no bound){given_label}; "
+          "standard error over the images")
     print(f"written to {out}")
     return 0
 
 
 # --- sample ---------------------------------------------------------------------------------------
 
-def _add_sample_arguments(m: argparse.ArgumentParser, methods: SampleMethods) -> None:
+def _add_sample_arguments(m: argparse.ArgumentParser, methods: SampleMethods, conditional: bool) -> None:
     m.add_argument("--checkpoint", required=True, metavar="DIR",
                    help="a `fastgen train` --out folder, or its checkpoint/ subfolder")
     m.add_argument("--out", required=True, metavar="PNG", help="image grid to write")
     m.add_argument("--n", type=positive_int, default=16, help="samples (default %(default)s)")
     m.add_argument("--seed", type=non_negative_int, default=0, help="sampling seed (default %(default)s)")
     m.add_argument("--method", choices=methods.choices, default=methods.default, help=methods.help)
+    if conditional:
+        m.add_argument("--label", type=int, nargs="+", metavar="L",
+                       help="a class-conditional run's class: one label for every image, or one per image (--n of "
+                            "them); default: the classes in turn (0, 1, 2, ...)")
     m.add_argument("--gif", metavar="FILE", help="also write the raster-order sampling as an animation")
     m.add_argument("--gif-every", type=positive_int, metavar="PIXELS",
                    help="pixels between GIF frames (default: one image row)")
@@ -199,11 +215,12 @@ def _add_sample_arguments(m: argparse.ArgumentParser, methods: SampleMethods) ->
 
 
 def write_samples(model, n: int, seed: int, png: Path, gif, every, scale: int,
-                  method: Optional[str] = "fastgen") -> tuple:
-    """Sample, write the grid (and the raster GIF); returns (levels, files written)."""
+                  method: Optional[str] = "fastgen", labels=None) -> tuple:
+    """Sample (a class-conditional model: of ``labels``, int64 [n]), write the grid (and the raster
+    GIF); returns (levels, files written)."""
     from fastgen.viz.raster import sample_grid, save_raster_gif
     levels = model.config.levels
-    images = recipes().sample_levels(model, n, seed, method, progress=sys.stderr.isatty())
+    images = recipes().sample_levels(model, n, seed, method, progress=sys.stderr.isatty(), labels=labels)
     png.parent.mkdir(parents=True, exist_ok=True)
     sample_grid(images, levels, scale=scale).save(png)
     written = [png]
@@ -223,6 +240,24 @@ def _check_sample_fits(cfg, n: int, scale: int, frames: int) -> None:
                CLIError)
 
 
+def sample_labels(given_labels: Optional[list[int]], n: int, classes: int):
+    """The labels [n] of ``fastgen sample``'s --label for a model of ``classes`` (0: unconditional);
+    None for an unconditional model. CLIError naming --label for a wrong one."""
+    import torch
+    if not classes:
+        if given_labels is not None:
+            raise CLIError("--label: this run is not class-conditional (train it with --classes to sample a class)")
+        return None
+    if given_labels is None:
+        return torch.arange(n) % classes
+    wrong = [label for label in given_labels if not 0 <= label < classes]
+    if wrong:
+        raise CLIError(f"--label {wrong[0]}: the run's classes are 0..{classes - 1}")
+    if len(given_labels) not in (1, n):
+        raise CLIError(f"--label: give one label or one per image (--n {n}), got {len(given_labels)}")
+    return torch.tensor(given_labels * (n if len(given_labels) == 1 else 1), dtype=torch.int64)
+
+
 def sample(args: argparse.Namespace, kind, title: str) -> int:
     set_threads(args)
     png, gif = Path(args.out), optional_path(args.gif)
@@ -237,10 +272,12 @@ def sample(args: argparse.Namespace, kind, title: str) -> int:
         problem = gif and frames_problem(cfg.height, cfg.width, args.gif_every or cfg.width)
         if problem:
             raise CLIError(f"--gif-every {args.gif_every}: {problem}")
+        labels = sample_labels(getattr(args, "label", None), args.n, getattr(cfg, "classes", 0))
         _check_sample_fits(cfg, args.n, args.scale, gif is not None and cfg.height * cfg.width // (
             args.gif_every or cfg.width) + 1)
         try:
-            _, written = write_samples(model, args.n, args.seed, png, gif, args.gif_every, args.scale, args.method)
+            _, written = write_samples(model, args.n, args.seed, png, gif, args.gif_every, args.scale, args.method,
+                                       labels)
         except ValueError as e:
             if args.method is None:  # the model's own default sampler failing is a bug, not a user's mistake
                 raise
@@ -248,6 +285,8 @@ def sample(args: argparse.Namespace, kind, title: str) -> int:
     how = "the model's default" if args.method is None else args.method
     print(f"{title} (checkpoint step {ckpt.step}), {args.n} samples {cfg.height}x{cfg.width}x{cfg.channels}, "
           f"seed {args.seed}, {how} sampling")
+    if labels is not None:
+        print(f"class labels, image by image in grid order: {' '.join(str(int(y)) for y in labels)}")
     print(f"image grid: {written[0]}")
     if gif is not None:
         print(f"raster-order sampling ({args.gif_every or cfg.width} pixels per frame): {written[1]}")
@@ -291,13 +330,13 @@ class PixelFamily(Family):
         elif verb == "eval":
             _add_eval_arguments(parser)
         elif verb == "sample":
-            _add_sample_arguments(parser, self.sample_methods)
+            _add_sample_arguments(parser, self.sample_methods, recipes().model_kind(self.kind()).conditional)
 
     def train(self, args: argparse.Namespace) -> int:
         def run(out: Path):
             model, spec, train, max_val = _train_settings(args, self.kind())
             return recipes().train_run(self.kind(), model, spec, train, out, resume=args.resume, max_val=max_val,
-                                       log=print)
+                                       conditional=bool(getattr(args, "classes", None)), log=print)
         return train_command(args, self.name, run, checkpoint_default="one epoch", length_flag="--epochs",
                              position=lambda s: f"{s['step']} (epoch {s['epochs']:.2f})", report=report_training,
                              done="")

@@ -30,6 +30,7 @@ from .captions import (
 from .cifar import CIFAR10_CLASSES, load_cifar10, read_cifar10_batch, write_cifar10_batch
 from .download import DATASETS, download, ensure_mnist
 from .errors import DataError
+from .faces import LFW_FACES, lfw_faces_description, lfw_subset_path, load_lfw_faces
 from .idx import read_idx, write_idx
 from .image_patches import ImagePatches, load_image_patches, patch_split
 from .splits import carve_description, carve_validation, subset_rows

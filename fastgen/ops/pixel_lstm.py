@@ -12,8 +12,10 @@ The ops are registered with torch.library (schemas in csrc/registration.cpp, aut
 csrc/autograd/pixel_lstm.cpp over their backward ops) with fake implementations here. The CPU
 kernels return h as a channels-last [B,h,H,W] tensor (the layout they compute in).
 
-Backends (fastgen.ops._route): "reference" the twin; "cpu" the C++ kernels (float32, float64). There
-are no GPU kernels yet: CUDA tensors run the twin.
+Backends (fastgen.ops._route): "reference" the twin; "cpu" the C++ kernels (float32, float64); "cuda"
+the CUDA C++ kernels when built; "triton" fastgen.triton.pixel_lstm (persistent kernels, float32 and
+float64; CUDA tensors, or CPU tensors under TRITON_INTERPRET=1), which is also the ops' CUDA kernel
+when the C++ ones were not built.
 """
 from __future__ import annotations
 
@@ -25,8 +27,19 @@ from fastgen.ops import _route
 from fastgen.reference import pixel_lstm as reference
 
 _CPU_DTYPES = (torch.float32, torch.float64)
-ROW_KERNELS = _route.OpKernels("row_lstm", cpu=_CPU_DTYPES)
-DIAGONAL_KERNELS = _route.OpKernels("diagonal_lstm", cpu=_CPU_DTYPES)
+_GPU_DTYPES = (torch.float32, torch.float64)
+_OPS = ("row_lstm", "diagonal_lstm")
+
+
+def _kernels(op: str) -> _route.OpKernels:
+    # Without CUDA C++ kernels the ops' CUDA slots hold the Triton kernels (registered below), so the C++
+    # ones count as built only when those slots hold something else.
+    return _route.OpKernels(op, cpu=_CPU_DTYPES, cuda=_GPU_DTYPES, triton=_GPU_DTYPES, triton_runs_on_cpu=True,
+                            cuda_built=lambda: _extension.has_kernel(op, "CUDA") and not _TRITON_IS_CUDA_KERNEL)
+
+
+ROW_KERNELS = _kernels("row_lstm")
+DIAGONAL_KERNELS = _kernels("diagonal_lstm")
 
 
 def _check(op: str, pre: Tensor, w_ss: Tensor, taps: int | None, extra: tuple = ()) -> None:
@@ -68,8 +81,13 @@ def row_lstm(pre: Tensor, w_ss: Tensor, bias: Tensor | None = None) -> Tensor:
     _check("row_lstm", pre, w_ss, None, ((bias, "bias"),))
     if bias is not None and tuple(bias.shape) != (w_ss.shape[0],):
         raise ValueError(f"row_lstm: bias must be [4h] = [{w_ss.shape[0]}], got shape {tuple(bias.shape)}")
-    if _route.resolve(ROW_KERNELS, pre.device, pre.dtype) == "reference":
+    route = _route.resolve(ROW_KERNELS, pre.device, pre.dtype)
+    if route == "reference":
         return reference.row_lstm(pre, w_ss, bias)
+    if route == "triton":
+        from fastgen.triton import pixel_lstm as triton_pixel_lstm
+
+        return triton_pixel_lstm.row_lstm(pre, w_ss, bias)
     return torch.ops.fastgen.row_lstm(pre, w_ss, bias)[0]
 
 
@@ -78,8 +96,13 @@ def diagonal_lstm(pre: Tensor, w_ss: Tensor, reverse: bool = False) -> Tensor:
     _check("diagonal_lstm", pre, w_ss, 2)
     if not isinstance(reverse, bool):
         raise TypeError(f"diagonal_lstm: reverse must be a bool, got {type(reverse).__name__}")
-    if _route.resolve(DIAGONAL_KERNELS, pre.device, pre.dtype) == "reference":
+    route = _route.resolve(DIAGONAL_KERNELS, pre.device, pre.dtype)
+    if route == "reference":
         return reference.diagonal_lstm(pre, w_ss, reverse)
+    if route == "triton":
+        from fastgen.triton import pixel_lstm as triton_pixel_lstm
+
+        return triton_pixel_lstm.diagonal_lstm(pre, w_ss, reverse)
     return torch.ops.fastgen.diagonal_lstm(pre, w_ss, reverse)[0]
 
 
@@ -94,6 +117,8 @@ def _channels_last(t: Tensor, *shape: int) -> Tensor:
     B, C, H, W = shape
     return t.new_empty(B, H, W, C).permute(0, 3, 1, 2)
 
+
+_TRITON_IS_CUDA_KERNEL = False
 
 if _extension.available():
 
@@ -112,3 +137,16 @@ if _extension.available():
         lambda grad_h, h, act, c, w_ss: _backward_fake(h, w_ss))
     torch.library.register_fake("fastgen::diagonal_lstm_backward")(
         lambda grad_h, h, act, c, w_ss, reverse: _backward_fake(h, w_ss))
+
+    # Without CUDA C++ kernels, the Triton kernels are the ops' CUDA implementation.
+    if torch.version.cuda is not None and not any(_extension.has_kernel(op, "CUDA") for op in _OPS):
+        try:
+            from fastgen.triton import pixel_lstm as _triton
+        except ImportError:  # triton missing: CUDA tensors then need the reference backend
+            _triton = None
+        if _triton is not None:
+            for _op, _fwd, _bwd in (("row_lstm", _triton.row_lstm_fwd, _triton.row_lstm_bwd),
+                                    ("diagonal_lstm", _triton.diagonal_lstm_fwd, _triton.diagonal_lstm_bwd)):
+                torch.library.register_kernel(f"fastgen::{_op}", "cuda", _fwd)
+                torch.library.register_kernel(f"fastgen::{_op}_backward", "cuda", _bwd)
+            _TRITON_IS_CUDA_KERNEL = True

@@ -12,10 +12,13 @@ and dims are the packed plan of fastgen.models.pixelcnn.plan; cond the packed cl
 Gated PixelCNN, or None. fastgen.models.pixelcnn.fast_sampling (SamplerCache, sample_fast) is where
 users call this from.
 
-Kernels (routed by fastgen.ops._route): "cpu" the C++ kernel (csrc/cpu/pixelcnn_sampler_kernels_impl.h,
-float32). The op's reference twin works on a model, not on packed weights
+Kernels (routed by fastgen.ops._route), float32: "cpu" the C++ kernel (csrc/cpu/pixelcnn_sampler_kernels_impl.h);
+"triton" fastgen.triton.pixelcnn_sampler (CUDA tensors, or CPU tensors under TRITON_INTERPRET=1), which
+is also the op's CUDA kernel: there is no CUDA C++ one, so "cuda" refuses and "auto" on CUDA tensors
+runs Triton. The op's reference twin works on a model, not on packed weights
 (fastgen.models.pixelcnn.sampling.sample_cached, which sample_fast runs when the rule picks it).
-Argument checks are the kernel's (csrc/cpu/pixelcnn_sampler.cpp): each names the argument.
+Argument checks are each kernel's (csrc/cpu/pixelcnn_sampler.cpp; the Triton launcher): each names
+the argument.
 """
 from __future__ import annotations
 
@@ -25,27 +28,43 @@ import torch
 from torch import Tensor
 
 from fastgen import _extension
-from fastgen.ops import _route
+from fastgen.ops import _pixel_sampler, _route
 
-KERNELS = _route.OpKernels("pixelcnn_sample", cpu=(torch.float32,))
+OP = "pixelcnn_sample"
+# The CUDA dispatch slot holds the Triton kernel (registered below), so a CUDA C++ kernel counts as
+# built only when that slot holds something else (none is written yet).
+KERNELS = _route.OpKernels(OP, cpu=(torch.float32,), cuda=(torch.float32,), triton=(torch.float32,),
+                           triton_runs_on_cpu=True,
+                           cuda_built=lambda: _extension.has_kernel(OP, "CUDA") and not _TRITON_IS_CUDA_KERNEL)
 
 
 def pixelcnn_sample(caches: Sequence[Tensor], levels: Tensor, position: Tensor, weights: Sequence[Tensor],
                     dims: Sequence[int], cond: Optional[Tensor], uniforms: Optional[Tensor], pixels: int,
                     backend: Optional[str] = None) -> Tensor:
     """Advances the sampler state by ``pixels`` pixels; see the module docstring."""
-    if not isinstance(levels, Tensor):
-        raise TypeError(f"pixelcnn_sample: levels must be a tensor, got {type(levels).__name__}")
-    if _route.resolve(KERNELS, levels.device, torch.float32, backend) == "reference":
-        raise ValueError("pixelcnn_sample: the reference works on a model, not on packed weights: use "
-                         "fastgen.models.pixelcnn.sampling.sample_cached")
+    route = _pixel_sampler.kernel_route(KERNELS, levels, backend, "fastgen.models.pixelcnn.sampling.sample_cached")
+    if route == "triton":
+        from fastgen.triton import pixelcnn_sampler as triton_sampler
+
+        return triton_sampler.pixelcnn_sample(caches, levels, position, weights, dims, cond, uniforms, pixels)
     return torch.ops.fastgen.pixelcnn_sample(list(caches), levels, position, list(weights), list(dims), cond,
                                              uniforms, int(pixels))
 
 
-if _extension.available() and hasattr(torch.ops.fastgen, "pixelcnn_sample"):  # a stale build still imports
+_TRITON_IS_CUDA_KERNEL = False
+
+if _extension.available() and hasattr(torch.ops.fastgen, OP):  # a stale build still imports
 
     @torch.library.register_fake("fastgen::pixelcnn_sample")
     def _(caches, levels, position, weights, dims, cond, uniforms, pixels):
-        n, C, K = levels.shape[0], dims[3], dims[4]
-        return levels.new_empty(n, 0 if uniforms is not None else pixels, C, K, dtype=torch.float32)
+        return _pixel_sampler.fake_logits(levels, dims, uniforms, pixels)
+
+    # Without a CUDA C++ kernel, the Triton kernel is the op's CUDA implementation.
+    if torch.version.cuda is not None and not _extension.has_kernel(OP, "CUDA"):
+        try:
+            from fastgen.triton import pixelcnn_sampler as _triton
+        except ImportError:  # triton missing: CUDA tensors then need the reference (sample_cached)
+            _triton = None
+        if _triton is not None:
+            torch.library.register_kernel("fastgen::pixelcnn_sample", "cuda", _triton.pixelcnn_sample)
+            _TRITON_IS_CUDA_KERNEL = True

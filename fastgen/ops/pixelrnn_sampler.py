@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from fastgen import _extension
-from fastgen.ops import _route
+from fastgen.ops import _pixel_sampler, _route
 
 KERNELS = _route.OpKernels("pixelrnn_sample", cpu=(torch.float32,))
 
@@ -33,11 +33,7 @@ def pixelrnn_sample(caches: Sequence[Tensor], levels: Tensor, position: Tensor, 
                     dims: Sequence[int], uniforms: Optional[Tensor], pixels: int,
                     backend: Optional[str] = None) -> Tensor:
     """Advances the sampler state by ``pixels`` pixels; see the module docstring."""
-    if not isinstance(levels, Tensor):
-        raise TypeError(f"pixelrnn_sample: levels must be a tensor, got {type(levels).__name__}")
-    if _route.resolve(KERNELS, levels.device, torch.float32, backend) == "reference":
-        raise ValueError("pixelrnn_sample: the reference works on a model, not on packed weights: use "
-                         "fastgen.models.pixelcnn.sampling.sample_naive")
+    _pixel_sampler.kernel_route(KERNELS, levels, backend, "fastgen.models.pixelcnn.sampling.sample_naive")
     return torch.ops.fastgen.pixelrnn_sample(list(caches), levels, position, list(weights), list(dims), uniforms,
                                              int(pixels))
 
@@ -46,5 +42,4 @@ if _extension.available() and hasattr(torch.ops.fastgen, "pixelrnn_sample"):  # 
 
     @torch.library.register_fake("fastgen::pixelrnn_sample")
     def _(caches, levels, position, weights, dims, uniforms, pixels):
-        n, C, K = levels.shape[0], dims[3], dims[4]
-        return levels.new_empty(n, 0 if uniforms is not None else pixels, C, K, dtype=torch.float32)
+        return _pixel_sampler.fake_logits(levels, dims, uniforms, pixels)

@@ -16,7 +16,8 @@ from tests.helpers import fresh_generator
 @dataclass(frozen=True)
 class Case:
     """One call and why it is here. pre ~ pre_scale * randn, w_ss ~ w_scale * randn / sqrt(h k).
-    kind "row" (k taps, bias optional) or "diagonal" (k = 2, reverse)."""
+    kind "row" (k taps, bias optional) or "diagonal" (k = 2, reverse). `interpreter`: cost under the
+    Triton interpreter (a step costs milliseconds there), "quick" (run by default) or "slow"."""
 
     kind: str
     B: int
@@ -29,6 +30,7 @@ class Case:
     bias: bool = True
     pre_scale: float = 1.0
     w_scale: float = 1.0
+    interpreter: str = "slow"
 
     @property
     def taps(self) -> int:
@@ -63,10 +65,12 @@ def _both_directions(B, hidden, H, W, covers, **kw):
     return [Case("diagonal", B, hidden, H, W, covers, reverse=r, **kw) for r in (False, True)]
 
 
+QUICK = dict(interpreter="quick")
+
 CASES = [
     Case("row", 2, 5, 6, 7, "H != W, h not a multiple of 8"),
     Case("row", 1, 16, 4, 9, "batch 1, k = 5, no bias", k=5, bias=False),
-    Case("row", 2, 3, 3, 2, "kernel wider than the row", k=5),
+    Case("row", 2, 3, 3, 2, "kernel wider than the row", k=5, **QUICK),
     Case("row", 2, 9, 1, 6, "one row: no state-to-state term at all"),
     Case("row", 2, 4, 6, 1, "one column"),
     Case("row", 3, 1, 5, 5, "h = 1"),
@@ -78,10 +82,18 @@ CASES = [
     *_both_directions(1, 16, 5, 5, "batch 1, square"),
     *_both_directions(2, 3, 1, 6, "one row: no cell above"),
     *_both_directions(2, 3, 6, 1, "one column: no cell to the left"),
-    *_both_directions(1, 2, 1, 1, "one pixel"),
+    *_both_directions(1, 2, 1, 1, "one pixel", **QUICK),
     *_both_directions(1, 16, 14, 13, "h = 16 (two float vectors), diagonals of several GEMM tiles"),
     *_both_directions(2, 6, 5, 6, "saturated gates", pre_scale=40.0, w_scale=8.0),
     *_both_directions(2, 6, 5, 6, "tiny pre-activations", pre_scale=1e-9, w_scale=1e-6),
+    # interpreter-sized: few steps (rows, or diagonals H + W - 1), every regime
+    Case("row", 2, 5, 3, 5, "H != W, h not a multiple of 8, two images", **QUICK),
+    Case("row", 1, 3, 3, 5, "batch 1, k = 5, no bias", k=5, bias=False, **QUICK),
+    *_both_directions(1, 5, 3, 4, "H < W, batch 1, h = 5", **QUICK),
+    Case("diagonal", 2, 3, 4, 2, "H > W, reversed, two images", reverse=True, **QUICK),
+    Case("row", 1, 5, 3, 4, "saturated gates (pre x50)", pre_scale=50.0, w_scale=8.0, **QUICK),
+    Case("diagonal", 1, 3, 3, 4, "saturated gates (pre x50)", reverse=True, pre_scale=50.0, w_scale=8.0, **QUICK),
+    Case("row", 1, 3, 3, 4, "tiny pre-activations", pre_scale=1e-9, w_scale=1e-6, **QUICK),
 ]
 
 # gradcheck perturbs every input element: tiny cases.

@@ -20,11 +20,22 @@ MODELS = {
     "gated-colour-256-conditional": (GatedPixelCNN, dict(height=4, width=5, channels=3, levels=256, layers=3,
                                                          hidden=6, kernel=5, classes=3)),
 }
+# Tinier ones for the Triton twin under the interpreter (a kernel launch per layer per colour pass of
+# a pixel, each costing milliseconds there): an MNIST-like binary PixelCNN, a labelled binary Gated
+# model (row starts, links, class offsets), and colour 256-level models of both kinds.
+TRITON_MODELS = {
+    "pixelcnn-binary-tiny": (PixelCNN, dict(height=3, width=4, channels=1, levels=2, layers=1, hidden=5)),
+    "gated-binary-labelled-tiny": (GatedPixelCNN, dict(height=3, width=4, channels=1, levels=2, layers=2, hidden=5,
+                                                       kernel=3, classes=3)),
+    "pixelcnn-colour-256-tiny": (PixelCNN, dict(height=2, width=3, channels=3, levels=256, layers=1, hidden=6)),
+    "gated-colour-256-tiny": (GatedPixelCNN, dict(height=2, width=3, channels=3, levels=256, layers=2, hidden=6,
+                                                  kernel=3, classes=2)),
+}
 
 
 def build(name: str, gen: torch.Generator, spread: float = 1.0, n: int = 2):
     """(model in float32, labels for n images or None); spread scales the logits (saturated draws)."""
-    cls, fields = MODELS[name]
+    cls, fields = {**MODELS, **TRITON_MODELS}[name]
     torch.manual_seed(gen.initial_seed())
     model = cls(**fields).eval()
     with torch.no_grad():

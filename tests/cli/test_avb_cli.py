@@ -25,17 +25,25 @@ def train(out: Path, *extra: str) -> int:
 
 def test_toy_train_eval_sample(tmp_path, restore_threads, capsys):
     assert train(tmp_path / "run", "--steps", "6", "--variant", "avb-ac", "--ac-samples", "2") == 0
-    assert cli.main(["eval", "avb", "--checkpoint", str(tmp_path / "run"), "--max-rows", "4", "--ais-steps", "3",
-                     "--ais-chains", "2", "--leapfrog", "2", "--threads", "1"]) == 0
+    evaluate = ["eval", "avb", "--checkpoint", str(tmp_path / "run"), "--max-rows", "8", "--ais-steps", "3",
+                "--ais-chains", "2", "--leapfrog", "2", "--threads", "1"]
+    assert cli.main(evaluate) == 0
     report = json.loads((tmp_path / "run" / "eval.json").read_text())
-    assert report["variant"] == "avb-ac" and report["n"] == 4
+    assert report["variant"] == "avb-ac" and report["n"] == 8 and len(report["per_row"]["ais"]) == 8
+    # the same model under another evaluation seed, paired with the first on the same rows
+    again = tmp_path / "again.json"
+    first = str(tmp_path / "run" / "eval.json")
+    assert cli.main([*evaluate, "--seed", "1", "--out", str(again), "--paired-with", first]) == 0
+    paired = json.loads(again.read_text())["paired"]["avb-ac"]["ais"]
+    assert paired["n"] == 8 and paired["low"] <= paired["mean"] <= paired["high"]
+    printed = capsys.readouterr().out
+    assert "ELBO estimate" in printed and "paired with avb-ac on the same 8 rows" in printed
     assert {"elbo_adversary", "elbo_adversary_se", "log_px"} <= set(report["toy"])
     assert all(torch.isfinite(torch.tensor([report["elbo"], report["ais"]])))
     png = tmp_path / "posterior.png"
     assert cli.main(["sample", "avb", "--checkpoint", str(tmp_path / "run"), "--out", str(png)]) == 0
     with Image.open(png) as im:
         assert im.width > 100
-    assert "ELBO estimate" in capsys.readouterr().out
     # the toy's default schedule: the decay measured to bring the bound to -log 4
     assert {k: load_checkpoint(tmp_path / "run" / "checkpoint").config["training"][k]
             for k in ("lr_decay_start", "lr_half_life")} == {"lr_decay_start": 5000, "lr_half_life": 1000}

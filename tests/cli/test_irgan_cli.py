@@ -9,9 +9,10 @@ import json
 import pytest
 import torch
 
-from fastgen.cli.args import CLIError
+from fastgen.cli.args import CLIError, flag
 from fastgen.cli.irgan import FAMILY
 from fastgen.recipes import registry
+from fastgen.train import load_checkpoint
 from fastgen.train.checkpoint import save_checkpoint
 
 
@@ -46,28 +47,53 @@ def test_train_eval_sample(tmp_path, monkeypatch, capsys):
     printed = capsys.readouterr().out
     assert "top 3 for user 2" in printed and "(19" in printed  # titles carry their year
     assert main(["sample", "irgan", "--checkpoint", str(out), "--user", "99"]) == 2  # users are 1..24 here
+    capsys.readouterr()
+    # --resume takes the run's schedule: a flag that differs is named, a web-only one refused by name
+    assert main(["train", "irgan", "--out", str(out), "--resume", "--g-users", "4", "--dim", "4"]) == 2
+    err = capsys.readouterr().err
+    assert "--g-users 4 (the run has 8)" in err and "--dim" not in err
+    assert main(["train", "irgan", "--out", str(out), "--resume", "--hidden", "4"]) == 2
+    assert "--hidden: --task web only" in capsys.readouterr().err
+    assert main(["train", "irgan", "--out", str(out), "--resume", "--no-baselines"]) == 0  # the run's own settings
 
 
-def test_cli_train_resume_eval_and_refusals(tmp_path, monkeypatch, capsys, restore_threads):
+def web_flags(settings) -> list[str]:
+    """The `fastgen train irgan --task web` flags of a WebSettings."""
+    return [a for name, value in dataclasses.asdict(settings).items() for a in (flag(name), str(value))]
+
+
+def test_cli_train_resume_eval_and_refusals(tmp_path, capsys, restore_threads):
     from fastgen.cli.main import main
     from fastgen.data.letor import write_synthetic_letor
-    from fastgen.recipes.irgan import web
+    from fastgen.recipes.irgan.web import WebSettings
     from tests.recipes.test_irgan_web import TINY
-    tiny = {k: v for k, v in dataclasses.asdict(TINY).items() if k != "seed"}
-    settings = web.WebSettings
-    monkeypatch.setattr(web, "WebSettings", lambda seed: settings(seed=seed, **tiny))
     data = str(write_synthetic_letor(tmp_path / "letor.txt", n_queries=20, docs_per_query=15))
     out = str(tmp_path / "web")
     train = ["train", "irgan", "--task", "web", "--out", out, "--threads", "1"]
     assert main([*train, "--resume"]) == 2 and "cannot resume" in capsys.readouterr().err
     assert main(train) == 2 and "needs --data" in capsys.readouterr().err
-    assert main([*train, "--data", data]) == 0
+    # every WebSettings field has its flag, and the run stores what the flags said (an unused flag would not)
+    tiny = dataclasses.replace(TINY, rounds=2, reward="code", d_refresh=1, pre_lr=0.02, d_lr=0.002, g_lr=3e-4)
+    assert main([*train, "--data", data, *web_flags(tiny)]) == 0
     assert "--task web --checkpoint" in capsys.readouterr().out
+    run = load_checkpoint(tmp_path / "web" / "checkpoint")
+    assert run.config["settings"] == dataclasses.asdict(tiny) != dataclasses.asdict(WebSettings())
+    assert run.step == 2 * run.extra["config"]["checkpoint_every"]  # --rounds 2 rounds
     assert main([*train, "--data", data]) == 2 and "already holds a checkpoint" in capsys.readouterr().err
     assert main([*train, "--resume", "--data", str(tmp_path)]) == 2  # another --data: named, with the run's
     assert f"--data {tmp_path} (the run has {data})" in capsys.readouterr().err
     assert main([*train, "--resume", "--seed", "1"]) == 2 and "--seed 1 (the run has 0)" in capsys.readouterr().err
-    assert main([*train, "--resume"]) == 0  # finished: nothing to do, and the run's own data
+    # a changed schedule flag is refused by name (each of several); fewer rounds too
+    assert main([*train, "--resume", "--g-queries", "5", "--hidden", "8", "--d-lr", "0.1", "--rounds", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--g-queries 5 (the run has 4)" in err and "--d-lr 0.1 (the run has 0.002)" in err
+    assert "--rounds 1 (the run has 2" in err and "--hidden" not in err  # --hidden 8 is the run's own
+    assert main([*train, "--resume"]) == 0  # finished: nothing to do, with the run's own data and schedule
+    assert main([*train, "--resume", "--rounds", "3", "--hidden", "8"]) == 0  # more rounds continue it
+    assert load_checkpoint(tmp_path / "web" / "checkpoint").step == 3 * run.extra["config"]["checkpoint_every"]
+    # a batch that does not split into the shards: one line naming it, not a traceback
+    odd = ["train", "irgan", "--task", "web", "--out", str(tmp_path / "odd"), "--data", data, *web_flags(TINY)]
+    assert main([*odd, "--micro-batches", "3"]) == 2 and "divisible" in capsys.readouterr().err
     # the web run asked for as an item-recommendation one, by each verb
     for argv in (["eval", "irgan", "--checkpoint", out], ["sample", "irgan", "--checkpoint", out, "--user", "1"],
                  ["train", "irgan", "--out", out, "--resume"]):
@@ -87,6 +113,12 @@ def test_an_item_run_is_not_evaluated_or_resumed_as_web(tmp_path, capsys, restor
                  ["train", "irgan", "--task", "web", "--out", str(out), "--resume"]):
         assert main(argv) == 2, argv
         assert "holds an item-recommendation IRGAN run (--task items)" in capsys.readouterr().err
+    for argv in (["--task", "web", "--data", "synthetic", "--dim", "4", "--g-optimizer", "sgd", "--split", "u1"],
+                 ["--g-queries", "4", "--micro-batches", "2"]):
+        assert main(["train", "irgan", "--out", str(tmp_path / "new"), *argv]) == 2
+        other = "items" if "web" in argv else "web"
+        assert f"{' '.join(a for a in argv if a.startswith('--') and a != '--task' and a != '--data')}" \
+            .replace(" ", ", ") + f": --task {other} only" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("line, problem", [(b"1 qid:7 1:0.5 2:zz", b"bad.txt:3: the feature '2:zz'"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -274,3 +275,78 @@ def test_raster_frames_show_the_drawn_pixels_only():
             r, c = divmod(position, 3)
             want = (255,) * 3 if image[0, 0, r, c] else (0, 0, 0)
             assert tuple(cell[r, c]) == (want if position < 2 * k else pending), (k, r, c)
+
+
+# --- class conditioning (Gated PixelCNN --classes) ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def conditioned(tmp_path_factory) -> Path:
+    """A tiny 1-epoch Gated PixelCNN conditioned on the MNIST subset's digit labels."""
+    out = tmp_path_factory.mktemp("conditioned") / "run"
+    assert train("gated-pixelcnn", out, "--epochs", "1", "--classes") == 0
+    return out
+
+
+def test_conditioned_run_stores_classes_and_eval_uses_the_labels(conditioned, capsys):
+    described = json.loads((conditioned / "checkpoint" / "config.json").read_text())["config"]
+    assert described["model"]["classes"] == 10
+    assert cli.main(["eval", "gated-pixelcnn", "--checkpoint", str(conditioned), "--max-images", "30"]) == 0
+    assert "-log p(x | label)" in capsys.readouterr().out
+    model, run, _ = rec.load_run(conditioned)
+    test = rec.load_split(rec.spec_from_run(run), "test", 30, labels=True)
+    value = json.loads((conditioned / "eval.json").read_text())["value"]
+    # the test labels themselves, not none (refused by the model) nor other ones (a different NLL)
+    assert value == pytest.approx(float(rec.per_image_nll(model, test.images, labels=test.labels).mean()))
+    shifted = float(rec.per_image_nll(model, test.images, labels=(test.labels + 1) % 10).mean())
+    assert abs(value - shifted) > 1e-3
+
+
+def test_conditioned_run_samples_the_labels_given(conditioned, tmp_path, capsys):
+    png = tmp_path / "s.png"
+    assert cli.main(["sample", "gated-pixelcnn", "--checkpoint", str(conditioned), "--out", str(png), "--n", "4",
+                     "--label", "0", "7", "7", "2"]) == 0
+    assert "grid order: 0 7 7 2" in capsys.readouterr().out and png.is_file()
+    model, _, _ = rec.load_run(conditioned)
+
+    def draw(labels, method="fastgen"):
+        return rec.sample_levels(model, 4, 0, method, labels=torch.tensor(labels))
+    mixed, zeros, sevens = draw([0, 7, 7, 2]), draw([0] * 4), draw([7] * 4)
+    # image i keeps its uniforms, so it follows its own label: a shuffled or broadcast label would not
+    assert torch.equal(mixed[0], zeros[0]) and torch.equal(mixed[1], sevens[1]) and torch.equal(mixed[2], sevens[2])
+    assert not torch.equal(zeros, sevens)  # the label reaches the fast sampler
+    assert torch.equal(draw([0, 7, 7, 2], "cached"), mixed)  # the C++ sampler's packed labels = the PyTorch twin's
+
+
+def test_conditioning_errors(conditioned, runs, tmp_path, capsys):
+    sample = ["sample", "gated-pixelcnn", "--out", str(tmp_path / "s.png"), "--n", "4", "--checkpoint"]
+    cases = [
+        ([*sample, str(runs / "gated-pixelcnn"), "--label", "3"], ["--label", "not class-conditional"]),
+        ([*sample, str(conditioned), "--label", "10"], ["--label 10", "classes are 0..9"]),
+        ([*sample, str(conditioned), "--label", "-1"], ["--label -1", "classes are 0..9"]),
+        ([*sample, str(conditioned), "--label", "1", "2"], ["--label", "one per image (--n 4), got 2"]),
+        (["train", "gated-pixelcnn", "--out", str(tmp_path / "img"), "--data", "image-folder", "--classes"],
+         ["needs class labels", "image-folder has none"]),
+        (["train", "gated-pixelcnn", "--out", str(conditioned), "--resume", "--no-classes"],
+         ["--no-classes (the run is class-conditional)"]),
+        (["train", "gated-pixelcnn", "--out", str(runs / "gated-pixelcnn"), "--resume", "--classes"],
+         ["--classes (the run is not class-conditional)"]),
+    ]
+    for argv, words in cases:
+        code = cli.main(argv)
+        err = capsys.readouterr().err
+        assert code == 2 and "Traceback" not in err, err
+        for word in words:
+            assert word in err, err
+    assert not (tmp_path / "s.png").exists()
+
+
+def test_resume_keeps_the_conditioning(conditioned, tmp_path):
+    """Resumed without --classes, a conditioned run continues conditioned, bit-exactly."""
+    assert train("gated-pixelcnn", tmp_path / "whole", "--epochs", "2", "--classes") == 0
+    shutil.copytree(conditioned, tmp_path / "part")  # its first epoch
+    assert cli.main(["train", "gated-pixelcnn", "--out", str(tmp_path / "part"), "--resume", "--epochs", "2"]) == 0
+    whole = load_file(str(tmp_path / "whole" / "checkpoint" / "weights.safetensors"))
+    part = load_file(str(tmp_path / "part" / "checkpoint" / "weights.safetensors"))
+    assert "class_embed.weight" in part and whole.keys() == part.keys()
+    for name in whole:
+        assert torch.equal(whole[name], part[name]), name

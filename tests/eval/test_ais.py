@@ -21,15 +21,17 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def ppca(scale: float = 2.0):
+def ppca(scale: float = 2.0, device="cpu"):
     """W = scale · (orthonormal columns): the posterior N(m, I / (1 + scale²/σ²)) is tight (std 0.24),
-    about 10 nats from the prior, so sampling from the prior alone struggles."""
+    about 10 nats from the prior, so sampling from the prior alone struggles. The model and x on ``device``
+    (drawn on the CPU: the same values everywhere), the exact log p(x) on the CPU."""
     g = torch.Generator().manual_seed(1)
     W = scale * torch.linalg.qr(torch.randn(P, D, generator=g, dtype=torch.float64))[0]
     b = 0.3 * torch.randn(P, generator=g, dtype=torch.float64)
     z = torch.randn(ROWS, D, generator=g, dtype=torch.float64)
     x = z @ W.T + b + SIGMA * torch.randn(ROWS, P, generator=g, dtype=torch.float64)
     exact = torch.distributions.MultivariateNormal(b, W @ W.T + SIGMA ** 2 * torch.eye(P, dtype=torch.float64)).log_prob(x)
+    W, b, x = W.to(device), b.to(device), x.to(device)
 
     def log_likelihood(x_rows, z_rows):
         r = x_rows - z_rows @ W.T - b

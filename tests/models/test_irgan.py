@@ -76,6 +76,17 @@ def test_sample_items_draws_follow_the_softmax():
     assert chi2 < 31.3  # the 0.999 quantile of chi-square(11)
 
 
+def test_float64_uniforms_next_to_one_draw_the_last_item():
+    """IRGAN draws float64 uniforms; one within 2^-25 of 1 rounds to 1.0 in float32, outside the op's
+    [0, 1) (the whole ML-100k run failed on one in its first round). Such a uniform must draw the
+    pool's last item (the inverse CDF at the top), and the caller's tensor must stay as it was."""
+    u, v, b = random_factors(1, 6, 3, 1.0, seed=6)
+    near_one = torch.tensor([[1 - 2 ** -26, 1 - 2 ** -30, 1 - 2 ** -53]], dtype=torch.float64)
+    assert sample_items(u, v, b, near_one, 1.0).tolist() == [[5, 5, 5]]
+    rounded = near_one.float()
+    assert sample_items(u, v, b, rounded, 1.0).tolist() == [[5, 5, 5]] and bool((rounded == 1).all())
+
+
 def test_topk_items_excludes_and_ranks():
     u, v, b = random_factors(3, 20, 4, 1.0, seed=5)
     full = (u @ v.T + b).double()

@@ -35,6 +35,12 @@ def toy_data(n: int = 4096, dtype: torch.dtype = torch.float32) -> Tensor:
     return torch.eye(TOY_POINTS, dtype=dtype).repeat(n // TOY_POINTS, 1)
 
 
+def _points(model: AVB) -> Tensor:
+    """The four one-hot x in the model's dtype, on its device."""
+    p = next(model.parameters())
+    return torch.eye(TOY_POINTS, dtype=p.dtype, device=p.device)
+
+
 def nearest_neighbour_entropy(samples: Tensor, k: int = 5) -> Tensor:
     """Kozachenko–Leonenko estimate of the differential entropy (nats) of the distribution of ``samples``
     [n, d]: ψ(n) − ψ(k) + log V_d + (d/n) Σ log r_k(i), r_k the distance to the k-th nearest neighbour."""
@@ -44,7 +50,7 @@ def nearest_neighbour_entropy(samples: Tensor, k: int = 5) -> Tensor:
     x = samples.double()
     r = torch.cdist(x, x).fill_diagonal_(math.inf).kthvalue(k, 1).values
     log_unit_ball = 0.5 * d * math.log(math.pi) - math.lgamma(0.5 * d + 1)
-    digamma = torch.special.digamma(torch.tensor([float(n), float(k)], dtype=torch.float64))
+    digamma = torch.special.digamma(torch.tensor([float(n), float(k)], dtype=torch.float64, device=x.device))
     return digamma[0] - digamma[1] + log_unit_ball + d * r.clamp_min(1e-300).log().mean()
 
 
@@ -54,7 +60,7 @@ def toy_bounds(model: AVB, samples: int = 2000, prior_samples: int = 200_000,
     """The ELBO and log p(x) of a toy model, averaged over the four points (see the module docstring), from
     ``samples`` draws of z per x (``elbo_adversary_se``: the standard error of ``elbo_adversary`` over them) and
     ``prior_samples`` prior draws."""
-    x = torch.eye(TOY_POINTS, dtype=next(model.parameters()).dtype)
+    x = _points(model)
     z = model.posterior_samples(x, samples, generator)                        # [4, n, 2]
     cross = (model.log_likelihood(x.unsqueeze(1), z) + standard_normal_log_prob(z)).mean(1)
     entropy = torch.stack([nearest_neighbour_entropy(z[i]) for i in range(TOY_POINTS)]).to(cross.dtype)
@@ -69,13 +75,14 @@ def toy_bounds(model: AVB, samples: int = 2000, prior_samples: int = 200_000,
 
 
 def posterior_separation(model: AVB, samples: int = 500, generator: Optional[torch.Generator] = None) -> float:
-    """How well q(z|x) separates the four points: the accuracy of assigning each draw z ~ q(z|x) to the x
-    whose draws have the nearest mean (0.25: no separation, 1: four disjoint clusters)."""
+    """How well q(z|x) separates the four points: the share of draws z ~ q(z|x) whose most probable x under
+    the decoder is their own x (0.25: no separation, 1: four disjoint clusters)."""
     with torch.no_grad():
-        z = model.posterior_samples(torch.eye(TOY_POINTS, dtype=next(model.parameters()).dtype), samples, generator)
+        x = _points(model)
+        z = model.posterior_samples(x, samples, generator)
         # the decoder's own reading: argmax_x p(x|z) for each draw
         labels = model.decoder(z).argmax(-1)  # the most probable of the four one-hot x (bernoulli or categorical)
-    return float((labels == torch.arange(TOY_POINTS)[:, None]).float().mean())
+    return float((labels == torch.arange(TOY_POINTS, device=x.device)[:, None]).float().mean())
 
 
 __all__ = ["OPTIMUM", "TOY_POINTS", "nearest_neighbour_entropy", "posterior_separation", "toy_bounds", "toy_data"]

@@ -20,8 +20,11 @@ Exclude = Optional[tuple[Tensor, Tensor]]  # CSR (indptr [U + 1], indices) of it
 @torch.no_grad()
 def sample_items(user_emb: Tensor, item_emb: Tensor, item_bias: Tensor, uniforms: Tensor,
                  temperature: float) -> Tensor:
-    """fastgen.ops.sample_items with the uniforms in the embeddings' dtype (IRGAN draws them in float64)."""
-    return ops.sample_items(user_emb, item_emb, item_bias, uniforms.to(user_emb.dtype), temperature)
+    """fastgen.ops.sample_items with the uniforms in the embeddings' dtype (IRGAN draws them in float64;
+    those within 2^-25 of 1 round to 1.0 in float32, outside the op's [0, 1): they become its largest float below 1)."""
+    below_one = 1 - torch.finfo(user_emb.dtype).eps / 2
+    uniforms = uniforms.to(user_emb.dtype).clamp(max=below_one)
+    return ops.sample_items(user_emb, item_emb, item_bias, uniforms, temperature)
 
 
 def scores(user_emb: Tensor, item_emb: Tensor, item_bias: Tensor) -> Tensor:

@@ -165,7 +165,7 @@ def evaluate_run(model: AVB, run: dict, split: str = "test", max_rows: int = 100
                  ais_chains: int = 16, leapfrog_steps: int = 10, elbo_samples: int = 10, seed: int = 0,
                  progress: bool = False) -> dict:
     """The ELBO estimate and AIS log p(x) in nats, mean and standard error over the first ``max_rows`` rows of
-    ``split`` (the toy adds its bounds, fastgen.models.avb.toy_bounds)."""
+    ``split``, and each row's values (the toy adds its bounds, fastgen.models.avb.toy_bounds)."""
     if split not in ("test", "val"):
         raise RecipeError(f"evaluate on the test or the validation split, not {split!r}")
     data = run["data"]
@@ -180,7 +180,8 @@ def evaluate_run(model: AVB, run: dict, split: str = "test", max_rows: int = 100
     sem = lambda v: float(v.std() / len(v) ** 0.5) if len(v) > 1 else float("nan")  # noqa: E731
     out = {"elbo": float(elbo.mean()), "elbo_sem": sem(elbo), "ais": float(ais.mean()), "ais_sem": sem(ais),
            "ais_acceptance": acceptance, "n": len(x), "split": split, "data": data["source"], "description": text,
-           "metric": METRIC, "ais_settings": {"chains": ais_chains, "steps": ais_steps, "leapfrog": leapfrog_steps}}
+           "metric": METRIC, "ais_settings": {"chains": ais_chains, "steps": ais_steps, "leapfrog": leapfrog_steps},
+           "per_row": {"elbo": elbo.tolist(), "ais": ais.tolist()}}  # for paired comparisons (paired.py)
     if data["source"] == TOY:
         out["toy"] = toy_bounds(model, 1000, 50_000, generator=generator)
     return out

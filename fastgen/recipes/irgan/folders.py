@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional, TypeVar
 
-from fastgen.recipes.runs import RecipeError, check_run_log, has_checkpoint
+from fastgen.recipes.runs import (RecipeError, check_resume_flags, check_run_log, differing_flags, has_checkpoint,
+                                  read_checkpoint)
 from fastgen.train.checkpoint import CONFIG
 
 WEB_KIND = "irgan-web"
@@ -58,4 +59,27 @@ def check_irgan_folder(out: Path, resume: bool, task: str) -> None:
                           "continue that run, or choose another --out folder")
 
 
-__all__ = ["STAGES", "WEB_KIND", "check_irgan_folder", "require_task", "stored_task"]
+def stored_description(out: Path, task: str, command: str) -> dict:
+    """The run description of the latest stage of ``task``'s run in ``out`` (it holds the run's settings)."""
+    kinds = tuple(kind for kind, of in TASK_OF_KIND.items() if of == task)
+    stage = next(stage for stage in STAGES[task] if has_checkpoint(out / stage))
+    return read_checkpoint(out / stage, kinds, command)[1]
+
+
+S = TypeVar("S")
+
+
+def resumed_settings(make: Callable[..., S], given: dict[str, Any], stored: dict[str, Any], out: Path) -> S:
+    """The settings of a resumed run: the ``stored`` ones, which the flags ``given`` (not None) must equal,
+    except --rounds, which may grow (later rounds continue the run as a longer one would have run them);
+    a RecipeError names every flag that differs."""
+    rounds = given.get("rounds")
+    problems = differing_flags({k: v for k, v in given.items() if k != "rounds"}, stored)
+    if rounds is not None and rounds < stored["rounds"]:
+        problems.append(f"--rounds {rounds} (the run has {stored['rounds']}; it may grow, not shrink)")
+    check_resume_flags(out, problems, "--rounds, to more")
+    return make(**{**stored, **{k: v for k, v in given.items() if v is not None}})
+
+
+__all__ = ["STAGES", "WEB_KIND", "check_irgan_folder", "require_task", "resumed_settings", "stored_description",
+           "stored_task"]

@@ -23,7 +23,7 @@ from fastgen.models.irgan import (ESTIMATORS, IRGAN, MF, MFConfig, REWARDS, bpr_
                                   draw_negatives, generator_loss)
 from fastgen.recipes.irgan.data import DataSpec, TrainVal, load_train_val
 from fastgen.recipes.irgan.folders import check_irgan_folder
-from fastgen.recipes.irgan.schedule import phase_of_batch, rounds_stream
+from fastgen.recipes.irgan.schedule import layout_refusals, phase_of_batch, rounds_stream
 from fastgen.recipes.irgan.selection import BestOnValidation, split_metrics
 from fastgen.recipes.runs import RUN_FORMAT, RecipeError, has_checkpoint, holds_run_folder, resume_trainer
 from fastgen.train import Phase, TrainConfig, Trainer, derive_seed, seed_everything
@@ -118,7 +118,8 @@ def fit_mf(kind: str, settings: Settings, spec: DataSpec, data: TrainVal, out: P
     elif trainer.step == 0:
         trainer.evaluate()
     start = time.perf_counter()
-    trainer.fit((users, items))
+    with layout_refusals():
+        trainer.fit((users, items))
     log(f"{kind}: {trainer.step} steps, {time.perf_counter() - start:.1f} s; best validation "
         f"{trainer.eval_fn.best:.4f}")
     return out / "best"
@@ -203,7 +204,8 @@ def fit_irgan(settings: Settings, spec: DataSpec, data: TrainVal, out: Path, dns
     else:
         trainer.evaluate()  # round 0: the DNS initialisation competes too
     start = time.perf_counter()
-    trainer.fit(stream)
+    with layout_refusals():
+        trainer.fit(stream)
     log(f"irgan: {trainer.step // stream.steps_per_epoch} rounds ({trainer.step} steps), "
         f"{time.perf_counter() - start:.1f} s; best validation {trainer.eval_fn.best:.4f}")
     return trainer

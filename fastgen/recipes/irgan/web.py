@@ -9,6 +9,12 @@ documents against generator picks, then G passes over the queries); the generato
 best validation NDCG@5 round (round 0 = its pretraining). Training never scores the test queries:
 :func:`fastgen.recipes.irgan.web_report.web_test_report` does, once.
 
+Data parallel (``torchrun --nproc_per_node K -m fastgen train irgan --task web``): every process takes
+its shard of each batch (pretraining's full batch is padded to K equal shards, G's queries lie evenly
+over the batch) and weighs it as its part of the global mean (:func:`.schedule.share_of_mean`); the
+Trainer all-reduces the gradients, and process 0 alone validates, logs and writes. One process with
+``micro_batches = K`` computes the same.
+
 Run folder (resumable at every stage, like the items task's)::
 
     synthetic_letor.txt     the data, with --data synthetic
@@ -19,6 +25,7 @@ Run folder (resumable at every stage, like the items task's)::
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,12 +38,14 @@ from fastgen.data.letor import LetorQueries, read_letor, write_synthetic_letor
 from fastgen.eval.ranking import means, query_metrics
 from fastgen.models.irgan.letor import (MLPScorer, Pools, WebIRGAN, discriminator_loss, draw_negatives,
                                         generator_loss, pointwise_loss)
-from fastgen.recipes.irgan.folders import WEB_KIND, check_irgan_folder
-from fastgen.recipes.irgan.schedule import phase_of_batch, rounds_stream
+from fastgen.recipes.irgan.folders import WEB_KIND, check_irgan_folder, resumed_settings
+from fastgen.recipes.irgan.schedule import (layout_refusals, no_gradient, phase_of_batch, rounds_stream,
+                                           share_of_mean)
 from fastgen.recipes.irgan.selection import SELECT_BY, BestOnValidation, stored_selection
 from fastgen.recipes.runs import (RUN_FORMAT, RecipeError, check_resume_flags, check_same_data, data_fingerprint,
                                   differing_flags, has_checkpoint, holds_run_folder, read_checkpoint, resume_trainer)
-from fastgen.train import Phase, TrainConfig, Trainer, derive_seed, seed_everything
+from fastgen.train import BatchStream, Phase, TrainConfig, Trainer, derive_seed, seed_everything
+from fastgen.train.distributed import main_process_first, world_size
 
 METRICS = ("P@3", "P@5", "P@10", "NDCG@3", "NDCG@5", "NDCG@10", "MAP")
 SYNTHETIC, SYNTHETIC_FILE = "synthetic", "synthetic_letor.txt"
@@ -60,6 +69,7 @@ class WebSettings:
     g_lr: float = 1e-4
     reward: str = "paper"
     seed: int = 0               # also the 60/20/20 split of a single LETOR file
+    micro_batches: int = 1      # slices per process and step: one process with K computes what K processes do
 
 
 # --- data --------------------------------------------------------------------------------------------
@@ -147,8 +157,10 @@ def stored_run(out: Path):
 def train_web(settings: WebSettings, data: Optional[str], out_dir: Union[str, Path], *, resume: bool = False,
               log: Callable[[str], None] = print) -> dict:
     """Pretraining, then the IRGAN rounds with selection on validation, into ``out_dir`` (``resume``:
-    continue the run there exactly; ``data`` None: the run's own). Returns {"seconds", "selected"};
-    the test queries are not read."""
+    continue the run there exactly; ``data`` None: the run's own; only ``settings.rounds`` may differ
+    from the run's, and grow). Under torch.distributed every process runs this: each takes its shards
+    of every batch, process 0 alone writes, logs and validates. Returns {"seconds", "selected"}; the
+    test queries are not read."""
     out = Path(out_dir)
     check_irgan_folder(out, resume, "web")
     stored = stored_run(out) if resume else None
@@ -156,13 +168,15 @@ def train_web(settings: WebSettings, data: Optional[str], out_dir: Union[str, Pa
     if source is None:
         raise RecipeError("--task web needs --data: a LETOR 4.0 file, a fold folder (train.txt, vali.txt, test.txt) "
                           "or 'synthetic' (MQ2008 is not offline here)")
-    if stored:  # a resumed run continues exactly as it was started: same settings, same data
+    if stored:  # a resumed run continues exactly as it was started: same settings (more rounds), same data
         run = stored[1]
-        problems = differing_flags({"data": source}, {"data": run["data"]["source"]})
-        check_resume_flags(out, problems + differing_flags(asdict(settings), run["settings"]), "nothing")
-    out.mkdir(parents=True, exist_ok=True)
-    if source == SYNTHETIC and not (out / SYNTHETIC_FILE).is_file():
-        write_synthetic_letor(out / SYNTHETIC_FILE, seed=settings.seed)
+        check_resume_flags(out, differing_flags({"data": source}, {"data": run["data"]["source"]}), "--rounds")
+        # a description written before a setting existed holds that setting's default
+        settings = resumed_settings(WebSettings, asdict(settings), asdict(WebSettings(**run["settings"])), out)
+    with main_process_first():  # the others read the synthetic file that process 0 writes
+        out.mkdir(parents=True, exist_ok=True)
+        if source == SYNTHETIC and not (out / SYNTHETIC_FILE).is_file():
+            write_synthetic_letor(out / SYNTHETIC_FILE, seed=settings.seed)
     splits = load_train_val(source, out, settings.seed)
     description = run_description(settings, source, out, splits)
     if stored:
@@ -185,18 +199,29 @@ def train_web(settings: WebSettings, data: Optional[str], out_dir: Union[str, Pa
 
 def _pretrain(scorer: MLPScorer, train: LetorQueries, settings: WebSettings, folder: Path, description: dict) -> None:
     labelled = torch.nonzero(train.labels >= 0).squeeze(1)
+    n = len(labelled)
+    # one full batch per step (a LETOR fold is a few thousand labelled documents), padded with -1 to
+    # equal shards for the processes and micro-batches
+    shards = world_size() * settings.micro_batches
+    width = math.ceil(n / shards) * shards
+    rows = torch.cat([labelled, torch.full((width - n,), -1)])
 
-    def loss_fn(m, rows, generator):
-        return pointwise_loss(m, train.features[rows], train.labels[rows])
+    def loss_fn(m, batch, generator):
+        real = batch[batch >= 0]
+        if len(real) == 0:
+            return no_gradient(m)
+        return share_of_mean(pointwise_loss(m, train.features[real], train.labels[real]), len(real), len(batch),
+                             width, n)
 
     every = max(1, settings.pre_epochs // 6)
-    # full batch: a LETOR fold is a few thousand labelled documents
-    config = TrainConfig(batch_size=len(labelled), epochs=settings.pre_epochs, lr=settings.pre_lr, seed=settings.seed,
-                         grad_clip=None, checkpoint_every=every, log_every=every, progress=True)
+    config = TrainConfig(batch_size=width, epochs=settings.pre_epochs, lr=settings.pre_lr, seed=settings.seed,
+                         grad_clip=None, checkpoint_every=every, log_every=every, progress=True,
+                         micro_batches=settings.micro_batches)
     trainer = Trainer(scorer, loss_fn, config, out_dir=folder, model_config=description)
     if has_checkpoint(folder):
         resume_trainer(trainer, folder)
-    trainer.fit(labelled)
+    with layout_refusals():
+        trainer.fit(BatchStream(lambda epoch, generator: [rows], 1))
 
 
 def _rounds(model: WebIRGAN, train: LetorQueries, val: LetorQueries, settings: WebSettings, out: Path,
@@ -218,16 +243,23 @@ def _rounds(model: WebIRGAN, train: LetorQueries, val: LetorQueries, settings: W
                                   negatives[k][rows])
 
     def g_loss(m, batch, generator):
-        rows = batch[2][batch[2] >= 0]
-        return generator_loss(m.generator, m.discriminator, train.features, pools, rows, generator, settings.reward)
+        rows, n = batch[2], int(batch[3][0])
+        real = rows[rows >= 0]
+        if len(real) == 0:
+            return no_gradient(m.generator), {"reward": torch.zeros(())}
+        loss, metrics = generator_loss(m.generator, m.discriminator, train.features, pools, real, generator,
+                                       settings.reward)
+        return share_of_mean(loss, len(real), len(rows), settings.batch_size, n), metrics
 
+    # G's queries spread over the batch: every process's shard gets its share
     stream = rounds_stream(len(pair_q), queries, settings.batch_size, settings.g_queries, settings.d_epochs,
-                           settings.d_refresh, settings.g_epochs)
+                           settings.d_refresh, settings.g_epochs, spread=True)
     phases = [Phase("D", model.discriminator, d_loss, lr=settings.d_lr),
               Phase("G", model.generator, g_loss, lr=settings.g_lr)]
     every = stream.steps_per_epoch  # one IRGAN round
     config = TrainConfig(batch_size=settings.batch_size, epochs=settings.rounds, seed=settings.seed, grad_clip=None,
-                         eval_every=every, checkpoint_every=every, log_every=every, progress=True)
+                         eval_every=every, checkpoint_every=every, log_every=every, progress=True,
+                         micro_batches=settings.micro_batches)
     trainer = Trainer(model, phases=phases, phase_of=phase_of_batch, config=config, out_dir=out,
                       model_config=description)
     trainer.eval_fn = BestOnValidation(out / "best", description, lambda g: means(evaluate(g, val)),
@@ -236,7 +268,8 @@ def _rounds(model: WebIRGAN, train: LetorQueries, val: LetorQueries, settings: W
         resume_trainer(trainer, out)
     else:
         trainer.evaluate()  # round 0: the pretrained generator competes too
-    trainer.fit(stream)
+    with layout_refusals():
+        trainer.fit(stream)
     return trainer
 
 

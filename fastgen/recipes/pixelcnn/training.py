@@ -12,9 +12,9 @@ from torch import Tensor, nn
 
 from fastgen.models.config_utils import is_positive_int
 from fastgen.recipes.pixelcnn.data import DataSpec, Split, load_split, spec_from_json
-from fastgen.recipes.pixelcnn.model import (KINDS, METRIC, TITLES, KindArg, build_model, config_class, config_dict,
-                                            describe_config, make_config, make_loss_fn, model_kind, nll_summary,
-                                            per_image_nll)
+from fastgen.recipes.pixelcnn.model import (KINDS, METRIC, TITLES, KindArg, build_model, check_conditional,
+                                            config_class, config_dict, describe_config, make_config, make_loss_fn,
+                                            model_kind, nll_summary, per_image_nll)
 from fastgen.recipes.runs import (RUN_FORMAT, RecipeError, TrainResult, check_run_folder, check_run_sections,
                                   check_same_data, data_fingerprint, find_checkpoint, holds_run_folder, invalid_run,
                                   load_weights, read_checkpoint, resume_trainer)
@@ -65,6 +65,8 @@ def read_run(path: Union[str, Path], kind: Optional[KindArg] = None):
         spec = spec_from_run(run)
     except (TypeError, RecipeError) as e:
         raise invalid_run(ckpt, "data settings", e) from None
+    if run["model"].get("classes") and not spec.classes:
+        raise invalid_run(ckpt, "data settings", f"a class-conditional model on {spec.name}, which has no labels")
     if spec.levels != run["model"].get("levels"):
         raise invalid_run(ckpt, "data settings", f"{spec.source} has {spec.levels} levels, the model "
                                                  f"{run['model'].get('levels')}")
@@ -94,28 +96,35 @@ def evaluate_run(model: nn.Module, run: dict, split: str = "test", max_images: O
     if split not in ("test", "val"):
         raise RecipeError(f"evaluate on the test or the validation split, not {split!r}")
     spec = spec_from_run(run)
-    images = load_split(spec, split, max_images)
+    conditional = bool(model.num_classes)
+    images = load_split(spec, split, max_images, labels=conditional)
     _check_shape(images, run["model"], spec.name)
-    nll = per_image_nll(model, images.images, batch_size, progress, desc=f"{split} NLL")
+    nll = per_image_nll(model, images.images, batch_size, progress, desc=f"{split} NLL", labels=images.labels)
     return {**nll_summary(nll, model.config), "split": split, "data": spec.name, "description": images.description,
-            "protocol": spec.protocol(), "metric": METRIC}
+            "protocol": spec.protocol(), "metric": METRIC + (", given each image's class label" if conditional else ""),
+            "conditional": conditional}
 
 
 @holds_run_folder
 def train_run(kind: KindArg, model: Union[dict, object, None], spec: DataSpec, train_config: TrainConfig,
               out_dir: Union[str, Path], *, resume: bool = False, max_val: Optional[int] = 1000,
-              log: Callable[[str], None] = print) -> TrainResult:
+              conditional: bool = False, log: Callable[[str], None] = print) -> TrainResult:
     """Train ``kind`` on ``spec``'s training split with the fastgen Trainer into ``out_dir`` (log.csv,
     summary.json, checkpoint/), evaluating the NLL on ``max_val`` validation images every
     ``train_config.eval_every`` steps (default: every epoch) and at the end. The test split is not
     read (see :func:`evaluate_run`). ``model``: a config, or overrides of the default config (see
     fastgen.recipes.pixelcnn.model.make_config). ``resume``: continue the checkpoint in ``out_dir``
-    exactly (pass the settings the run was started with; only the epochs may grow)."""
+    exactly (pass the settings the run was started with; only the epochs may grow). ``conditional``:
+    a class-conditional model of the data's labels (Gated PixelCNN; a config passed as ``model`` says
+    so by its ``classes``)."""
     kind = model_kind(kind)
     out = Path(out_dir)
     check_run_folder(out, resume)
-    train = load_split(spec, "train")
-    val = load_split(spec, "val", max_val)
+    conditional = conditional or bool(getattr(model, "classes", 0))
+    if conditional:
+        check_conditional(kind, spec)
+    train = load_split(spec, "train", labels=conditional)
+    val = load_split(spec, "val", max_val, labels=conditional)
     if len(train) < train_config.batch_size:
         raise RecipeError(f"{len(train)} training images, fewer than one batch of {train_config.batch_size}")
     if len(val) == 0:
@@ -125,8 +134,10 @@ def train_run(kind: KindArg, model: Union[dict, object, None], spec: DataSpec, t
         _check_shape(train, config_dict(cfg), spec.name)
         if cfg.levels != spec.levels:
             raise RecipeError(f"the model config has {cfg.levels} levels, {spec.name} {spec.levels}")
+        if conditional and cfg.classes < spec.classes:
+            raise RecipeError(f"the model config has {cfg.classes} classes, {spec.name} {spec.classes}")
     else:
-        cfg = make_config(kind, spec, train.image_shape, model)
+        cfg = make_config(kind, spec, train.image_shape, model, conditional)
     steps_per_epoch = len(train) // train_config.batch_size
     if train_config.eval_every is None:
         train_config.eval_every = steps_per_epoch
@@ -140,7 +151,7 @@ def train_run(kind: KindArg, model: Union[dict, object, None], spec: DataSpec, t
         check_same_data(read_run(out, kind)[0], run, spec.name)
 
     def eval_fn(m: nn.Module) -> dict:
-        s = nll_summary(per_image_nll(m, val.images), m.config)
+        s = nll_summary(per_image_nll(m, val.images, labels=val.labels), m.config)
         return {"val_nats_per_image": s["nats_per_image"], "val_bits_per_dim": s["bits_per_dim"]}
 
     trainer = Trainer(net, make_loss_fn(spec), train_config, out_dir=out, eval_fn=eval_fn, model_config=run)
@@ -156,7 +167,7 @@ def train_run(kind: KindArg, model: Union[dict, object, None], spec: DataSpec, t
         if initial:
             log(f"validation NLL before training: {validation_text(initial, cfg.levels)}")
     try:
-        summary = trainer.fit(train.images)
+        summary = trainer.fit(train.images if train.labels is None else (train.images, train.labels))
     except DataLayoutError as e:  # e.g. a batch that does not split over the processes
         raise RecipeError(str(e)) from None
     return TrainResult(summary, initial, trainer.history, out, run, net, data=val)
@@ -171,12 +182,15 @@ def validation_text(metrics: dict, levels: int) -> str:
 
 @torch.no_grad()
 def sample_levels(model: nn.Module, n: int, seed: int, method: Optional[str] = "fastgen",
-                  progress: bool = False) -> Tensor:
+                  progress: bool = False, labels: Optional[Tensor] = None) -> Tensor:
     """n samples as integer levels [n, C, H, W] (uint8: 0/1 or 0..255), drawn by inverse CDF from
     uniforms of a generator seeded with ``seed`` (the same seed gives the same images on every path).
-    ``method`` None: the model's default sampler; ``progress``: a bar where the sampler draws one."""
+    ``method`` None: the model's default sampler; ``progress``: a bar where the sampler draws one;
+    ``labels``: a class-conditional model's label per image (int64 [n])."""
     generator = torch.Generator().manual_seed(int(seed))
     options = {} if method is None else {"method": method}
+    if labels is not None:
+        options["labels"] = labels
     if progress and "progress" in inspect.signature(model.sample).parameters:
         options["progress"] = True
     images = model.sample(n, generator=generator, **options)
