@@ -20,25 +20,11 @@
 #include "attention.cuh"
 #include "fastgen/checks.h"
 #include "fastgen/cuda_checks.h"
+#include "fastgen/cuda_tensor_ptr.h"
 
 namespace fastgen {
 namespace cuda {
 namespace {
-
-// torch's Half/BFloat16 have the same layout as CUDA's __half/__nv_bfloat16, which the kernels take.
-template <typename S> struct CudaScalar { using type = S; };
-template <> struct CudaScalar<at::Half> { using type = __half; };
-template <> struct CudaScalar<at::BFloat16> { using type = __nv_bfloat16; };
-
-template <typename S>
-const typename CudaScalar<S>::type* in_ptr(const at::Tensor& t) {
-  return reinterpret_cast<const typename CudaScalar<S>::type*>(t.const_data_ptr<S>());
-}
-
-template <typename S>
-typename CudaScalar<S>::type* out_ptr(at::Tensor& t) {
-  return reinterpret_cast<typename CudaScalar<S>::type*>(t.mutable_data_ptr<S>());
-}
 
 // CUDA-only conditions, checked after the shared ones. Returns the kernels' shape struct.
 AttentionShape cuda_shape(const char* op, const at::Tensor& t, const char* name, int64_t H, int64_t W, int64_t N,

@@ -19,6 +19,7 @@
 // grad_out * shifted x over the batch and every pixel (coalesced loads, kTapChunk sums per thread in
 // registers) and reduces in-block: no atomics, deterministic. grad_bias: one block per channel.
 #include "masked_conv.cuh"
+#include "scalar_convert.cuh"
 
 #include "fastgen/cuda_launch.h"
 #include "fastgen/masked_conv_math.h"
@@ -35,19 +36,6 @@ constexpr int kRO = 4;             // produced channels per thread in conv_rows_
 constexpr int kMaxChunk = 16;      // summed channels staged per step, at most
 constexpr int kTapChunk = 8;       // taps per grad_weight block
 constexpr size_t kDefaultSmem = 48 * 1024;
-
-template <typename T> struct AccType { using type = float; };
-template <> struct AccType<double> { using type = double; };
-
-// Explicit conversions: torch builds define __CUDA_NO_HALF_CONVERSIONS__.
-__device__ __forceinline__ float to_acc(float v) { return v; }
-__device__ __forceinline__ double to_acc(double v) { return v; }
-__device__ __forceinline__ float to_acc(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_acc(__nv_bfloat16 v) { return __bfloat162float(v); }
-__device__ __forceinline__ void put(float* p, float v) { *p = v; }
-__device__ __forceinline__ void put(double* p, double v) { *p = v; }
-__device__ __forceinline__ void put(__half* p, float v) { *p = __float2half_rn(v); }
-__device__ __forceinline__ void put(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
 
 // How conv_rows_kernel cuts the work; computed on the host, passed by value.
 struct Tiling {

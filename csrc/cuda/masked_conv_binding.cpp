@@ -16,6 +16,7 @@
 #include <tuple>
 
 #include "fastgen/cuda_checks.h"
+#include "fastgen/cuda_tensor_ptr.h"
 #include "fastgen/masked_conv_checks.h"
 #include "fastgen/masked_conv_math.h"
 #include "masked_conv.cuh"
@@ -25,21 +26,6 @@ namespace cuda {
 namespace {
 
 namespace mc = fastgen::masked_conv;
-
-// torch's Half/BFloat16 have the layout of CUDA's __half/__nv_bfloat16, which the kernels take.
-template <typename S> struct CudaScalar { using type = S; };
-template <> struct CudaScalar<at::Half> { using type = __half; };
-template <> struct CudaScalar<at::BFloat16> { using type = __nv_bfloat16; };
-
-template <typename S>
-const typename CudaScalar<S>::type* in_ptr(const at::Tensor& t) {
-  return reinterpret_cast<const typename CudaScalar<S>::type*>(t.const_data_ptr<S>());
-}
-
-template <typename S>
-typename CudaScalar<S>::type* out_ptr(at::Tensor& t) {
-  return reinterpret_cast<typename CudaScalar<S>::type*>(t.mutable_data_ptr<S>());
-}
 
 // `t` must be a CUDA tensor of x's dtype on x's device with exactly `shape`.
 void check_like_x(const char* op, const at::Tensor& t, const char* name, at::IntArrayRef shape, const at::Tensor& x) {

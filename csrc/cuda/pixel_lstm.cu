@@ -27,6 +27,7 @@
 // 32 x 32 tile of the result and slice of the cells, then the slices' partial sums added in order by a
 // third kernel: no atomics, deterministic.
 #include "pixel_lstm.cuh"
+#include "scalar_convert.cuh"
 
 namespace fastgen {
 namespace cuda {
@@ -35,19 +36,6 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kTile = 4;  // cells per thread in a step
 constexpr int kGemmTile = 32;
-
-template <typename T> struct AccType { using type = float; };
-template <> struct AccType<double> { using type = double; };
-
-// Explicit conversions: torch builds define __CUDA_NO_HALF_CONVERSIONS__.
-__device__ __forceinline__ float to_acc(float v) { return v; }
-__device__ __forceinline__ double to_acc(double v) { return v; }
-__device__ __forceinline__ float to_acc(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_acc(__nv_bfloat16 v) { return __bfloat162float(v); }
-__device__ __forceinline__ void put(float* p, float v) { *p = v; }
-__device__ __forceinline__ void put(double* p, double v) { *p = v; }
-__device__ __forceinline__ void put(__half* p, float v) { *p = __float2half_rn(v); }
-__device__ __forceinline__ void put(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
 
 // Accurate exp (not the __expf intrinsic): float32 must match the float64 reference to 1e-5. Saturated
 // inputs give exactly 0 or 1 (exp overflows to inf), never NaN.

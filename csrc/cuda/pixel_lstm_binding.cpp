@@ -18,27 +18,13 @@
 
 #include "fastgen/checks.h"
 #include "fastgen/cuda_checks.h"
+#include "fastgen/cuda_tensor_ptr.h"
 #include "fastgen/pixel_lstm_checks.h"
 #include "pixel_lstm.cuh"
 
 namespace fastgen {
 namespace cuda {
 namespace {
-
-// torch's Half/BFloat16 have the layout of CUDA's __half/__nv_bfloat16, which the kernels take.
-template <typename S> struct CudaScalar { using type = S; };
-template <> struct CudaScalar<at::Half> { using type = __half; };
-template <> struct CudaScalar<at::BFloat16> { using type = __nv_bfloat16; };
-
-template <typename S>
-const typename CudaScalar<S>::type* in_ptr(const at::Tensor& t) {
-  return reinterpret_cast<const typename CudaScalar<S>::type*>(t.const_data_ptr<S>());
-}
-
-template <typename S>
-typename CudaScalar<S>::type* out_ptr(at::Tensor& t) {
-  return reinterpret_cast<typename CudaScalar<S>::type*>(t.mutable_data_ptr<S>());
-}
 
 ImageStrides strides_of(const at::Tensor& t) { return {t.stride(0), t.stride(1), t.stride(2), t.stride(3)}; }
 
